@@ -1,0 +1,46 @@
+"""Hoard: a self-hosted build cache and artifact store."""
+
+import logging
+
+from flask import Flask
+
+from config import Config
+
+from .errors import register_error_handlers
+from .extensions import db, migrate
+from .ratelimit import init_rate_limits
+from .storage import init_storage
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the application; binds extensions and blueprints, does no I/O."""
+    app = Flask(__name__, static_folder=None)
+    app.config.from_object(Config)
+    if overrides:
+        app.config.update(overrides)
+    logging.basicConfig(level=app.config["LOG_LEVEL"])
+    app.json.sort_keys = False
+
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        count = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
+    init_storage(app)
+    init_rate_limits(app)
+    register_error_handlers(app)
+
+    from . import accounting
+    from .api import account_v1, cache_v8
+
+    accounting.init_app(app)
+    app.register_blueprint(cache_v8.bp)
+    app.register_blueprint(account_v1.bp)
+
+    from . import cli
+
+    cli.init_app(app)
+    return app

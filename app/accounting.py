@@ -1,0 +1,17 @@
+"""Counts each authenticated request toward the tenant's monthly figure."""
+
+from flask import Flask, Response
+
+from .auth import current_principal
+from .services import usage
+
+
+def _count_request(response: Response) -> Response:
+    principal = current_principal()
+    if principal is not None:
+        usage.count_request(principal.tenant.id)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_count_request)

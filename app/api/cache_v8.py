@@ -1,0 +1,107 @@
+"""Turborepo Remote Cache API (/v8/artifacts), per ../shared/specs/cache-v8.md."""
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from ..auth import require_tenant
+from ..services import cache
+from . import parsing, responses
+
+bp = Blueprint("cache", __name__, url_prefix="/v8/artifacts")
+
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, PUT, POST, OPTIONS",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, User-Agent, x-artifact-duration, x-artifact-tag, "
+        "x-artifact-sha, x-artifact-dirty-hash, x-artifact-client-ci, x-artifact-client-interactive"
+    ),
+    "Access-Control-Max-Age": "600",
+}
+
+
+def _route(rule: str, **options):
+    # Flask's automatic OPTIONS would answer preflights without the CORS
+    # headers turbo needs; preflight() below answers every OPTIONS instead.
+    return bp.route(rule, provide_automatic_options=False, **options)
+
+
+def _tenant():
+    tenant = require_tenant()
+    cache.check_team(tenant, team_id=request.args.get("teamId"), slug=request.args.get("slug"))
+    return tenant
+
+
+@_route("", methods=["OPTIONS"])
+@_route("/<path:anything>", methods=["OPTIONS"])
+def preflight(anything: str = ""):
+    return Response(status=200, headers=PREFLIGHT_HEADERS)
+
+
+@_route("/status", methods=["GET"])
+def status():
+    return jsonify(status=cache.cache_status(_tenant()))
+
+
+@_route("", methods=["POST"])
+def query():
+    tenant = _tenant()
+    body = parsing.json_object()
+    return jsonify(cache.query_artifacts(tenant, body.get("hashes")))
+
+
+@_route("/events", methods=["POST"])
+def events():
+    tenant = _tenant()
+    cache.record_events(
+        tenant,
+        parsing.json_body(),
+        client_ci=parsing.header_str("x-artifact-client-ci", max_length=50),
+        client_interactive=parsing.header_flag("x-artifact-client-interactive"),
+    )
+    return Response(status=200)
+
+
+@_route("/<path:artifact_hash>", methods=["PUT"])
+def upload(artifact_hash: str):
+    tenant = _tenant()
+    headers = cache.ArtifactHeaders(
+        duration_ms=parsing.header_int("x-artifact-duration"),
+        tag=parsing.header_str("x-artifact-tag", max_length=1024),
+        git_sha=parsing.header_str("x-artifact-sha", max_length=128),
+        dirty_hash=parsing.header_str("x-artifact-dirty-hash", max_length=128),
+        client_ci=parsing.header_str("x-artifact-client-ci", max_length=50),
+        client_interactive=parsing.header_flag("x-artifact-client-interactive"),
+    )
+    cache.put_artifact(
+        tenant, artifact_hash, request.stream, content_length=request.content_length, headers=headers
+    )
+    url = url_for("cache.download", artifact_hash=artifact_hash, _external=True)
+    return jsonify(urls=[url]), 202
+
+
+@_route("/<path:artifact_hash>", methods=["GET", "HEAD"])
+def download(artifact_hash: str):
+    tenant = _tenant()
+    found = cache.open_artifact(tenant, artifact_hash, with_body=request.method == "GET")
+    if found.redirect_url is not None:
+        return responses.redirect_to(found.redirect_url)
+    entry = found.entry
+    headers = {"x-artifact-duration": str(entry.duration_ms)}
+    for name, value in (
+        ("x-artifact-tag", entry.tag),
+        ("x-artifact-sha", entry.git_sha),
+        ("x-artifact-dirty-hash", entry.dirty_hash),
+    ):
+        if value:
+            headers[name] = value
+    if found.stream is None:
+        response = Response(status=200, content_type="application/octet-stream", headers=headers)
+        response.content_length = entry.size_bytes
+        return response
+    return responses.send_object(
+        storage_key=entry.storage_key,
+        stream=found.stream,
+        size=entry.size_bytes,
+        content_type="application/octet-stream",
+        headers=headers,
+    )

@@ -1,0 +1,64 @@
+"""Bearer key → tenant, resolved once per request and cached on `g`."""
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from flask import g, request
+from sqlalchemy import select
+
+from .errors import Unauthorized
+from .extensions import db
+from .models import ApiKey, Tenant
+
+KEY_PATTERN = re.compile(r"^ak_live_[A-Za-z0-9]{32}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: Tenant
+    key_last_4: str
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("ascii")).hexdigest()
+
+
+def _bearer_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    key = key.strip()
+    return key if KEY_PATTERN.match(key) else None
+
+
+def current_principal() -> Principal | None:
+    """The caller, or None when no valid, unrevoked key was presented."""
+    if "hoard_principal" not in g:
+        g.hoard_principal = _lookup(_bearer_key())
+    return g.hoard_principal
+
+
+def require_principal() -> Principal:
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
+def require_tenant() -> Tenant:
+    return require_principal().tenant
+
+
+def _lookup(key: str | None) -> Principal | None:
+    if key is None:
+        return None
+    row = db.session.execute(
+        select(Tenant, ApiKey.last_4)
+        .join(ApiKey, ApiKey.tenant_id == Tenant.id)
+        .where(ApiKey.digest == key_digest(key), ApiKey.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    return Principal(tenant=row[0], key_last_4=row[1])

@@ -1,0 +1,178 @@
+"""The error family and the one place where an error becomes a response.
+
+Each exception is named after its wire code. /v8 answers the flat Turborepo
+shape (with the nested copy turbo parses); everything else answers the /v1
+envelope. The choice is made by path prefix at app level, because blueprint
+handlers never see 404/405 for URLs that match no route.
+"""
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    code = "internal_error"
+    status = 500
+    message = "An unexpected error occurred."
+
+    def __init__(self, message: str | None = None, *, headers: dict | None = None, **extra):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class InvalidRequest(ApiError):
+    code, status, message = "invalid_request", 400, "The request is invalid."
+
+
+class TtlExceedsPlanLimit(ApiError):
+    code, status, message = "ttl_exceeds_plan_limit", 400, "The TTL is longer than the plan allows."
+
+
+class UploadNotFound(ApiError):
+    code, status, message = "upload_not_found", 400, "No bytes were uploaded for this artifact."
+
+
+class Unauthorized(ApiError):
+    code, status, message = "unauthorized", 401, "A valid API key is required."
+
+
+class Forbidden(ApiError):
+    code, status, message = "forbidden", 403, "This key may not access that team."
+
+
+class QuotaExceeded(ApiError):
+    code, status, message = "quota_exceeded", 403, "The plan's quota is exhausted."
+
+
+class RemoteCachingDisabled(ApiError):
+    code, status, message = "remote_caching_disabled", 403, "Remote caching is disabled for this team."
+
+
+class OverLimit(ApiError):
+    code, status, message = "over_limit", 403, "The team is over its storage quota."
+
+
+class Paused(ApiError):
+    code, status, message = "paused", 403, "Remote caching is paused for this team."
+
+
+class NotFound(ApiError):
+    code, status, message = "not_found", 404, "Not found."
+
+
+class ArtifactNotFound(ApiError):
+    code, status, message = "artifact_not_found", 404, "Artifact not found."
+
+
+class SessionNotFound(ApiError):
+    code, status, message = "session_not_found", 404, "Session not found."
+
+
+class LinkNotFound(ApiError):
+    code, status, message = "link_not_found", 404, "Link not found."
+
+
+class MethodNotAllowed(ApiError):
+    code, status, message = "method_not_allowed", 405, "Method not allowed."
+
+
+class SessionSealed(ApiError):
+    code, status, message = "session_sealed", 409, "The session is sealed."
+
+
+class Conflict(ApiError):
+    code, status, message = "conflict", 409, "The request conflicts with the current state."
+
+
+class ArtifactExpired(ApiError):
+    code, status, message = "artifact_expired", 410, "The artifact has expired."
+
+
+class ArtifactAlreadyDeleted(ApiError):
+    code, status, message = "artifact_already_deleted", 410, "The artifact has been deleted."
+
+
+class LinkExpired(ApiError):
+    code, status, message = "link_expired", 410, "The link has expired."
+
+
+class FileTooLarge(ApiError):
+    code, status, message = "file_too_large", 413, "The body is larger than allowed."
+
+
+class RateLimited(ApiError):
+    code, status, message = "rate_limited", 429, "Too many requests."
+
+
+class ServiceUnavailable(ApiError):
+    code, status, message = "service_unavailable", 503, "The service is unavailable."
+
+
+class InternalError(ApiError):
+    pass
+
+
+# Framework errors (unknown route, wrong method, body too large, a malformed
+# request Werkzeug rejected) mapped onto the family.
+_HTTP_STATUS_ERRORS: dict[int, type[ApiError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: FileTooLarge,
+    429: RateLimited,
+}
+
+
+def _is_cache_api() -> bool:
+    return request.path.startswith("/v8/")
+
+
+def error_response(error: ApiError):
+    body = {"code": error.code, "message": error.message, **error.extra}
+    if _is_cache_api():
+        payload = {**body, "error": {"code": error.code, "message": error.message}}
+    else:
+        payload = {"error": {**body, "status": error.status}}
+    response = jsonify(payload)
+    response.status_code = error.status
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _from_http_exception(exc: HTTPException) -> ApiError:
+    error_class = _HTTP_STATUS_ERRORS.get(exc.code or 500)
+    if error_class is None:
+        return ApiError() if (exc.code or 500) >= 500 else InvalidRequest()
+    error = error_class()
+    if error_class is MethodNotAllowed and getattr(exc, "valid_methods", None):
+        error.headers["Allow"] = ", ".join(exc.valid_methods)
+    return error
+
+
+def register_error_handlers(app: Flask) -> None:
+    from .extensions import db
+
+    @app.errorhandler(ApiError)
+    def handle_api_error(error: ApiError):
+        if error.status >= 500:
+            db.session.rollback()
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException):
+        return error_response(_from_http_exception(exc))
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        return error_response(InternalError())

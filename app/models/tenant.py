@@ -1,0 +1,45 @@
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..clock import now
+from ..extensions import db
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # team_...
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(String(16), default="pro")
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    # Build-cache settings honoured by the API and by garbage collection.
+    cache_status: Mapped[str] = mapped_column(String(16), default="enabled")
+    cache_retention_days: Mapped[int] = mapped_column(Integer, default=30)
+    cache_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ApiKey(db.Model):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the key
+    last_4: Mapped[str] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    revoked_at: Mapped[datetime | None]
+
+
+class UsageMonth(db.Model):
+    """Authenticated requests per tenant per calendar month (whoami)."""
+
+    __tablename__ = "usage_months"
+    __table_args__ = (UniqueConstraint("tenant_id", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,1 @@
+"""Business rules. Plain functions, tenant first; each owns its transaction."""

@@ -1,0 +1,281 @@
+"""The build cache: Turborepo's remote cache rules, per tenant."""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import storage as storage_errors
+from ..clock import now
+from ..errors import (
+    FileTooLarge,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    OverLimit,
+    Paused,
+    RemoteCachingDisabled,
+)
+from ..extensions import db
+from ..models import CacheEntry, CacheEvent, Tenant
+from ..storage import get_storage, keys
+from . import usage
+
+HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+MAX_QUERY_HASHES = 100
+MAX_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class ArtifactHeaders:
+    """The x-artifact-* request headers kept with a cache entry."""
+
+    duration_ms: int = 0
+    tag: str | None = None
+    git_sha: str | None = None
+    dirty_hash: str | None = None
+    client_ci: str | None = None
+    client_interactive: bool | None = None
+
+
+@dataclass
+class CacheDownload:
+    entry: CacheEntry
+    stream: BinaryIO | None  # None for HEAD
+    redirect_url: str | None = None
+
+
+def is_valid_hash(artifact_hash: str) -> bool:
+    return bool(HASH_PATTERN.match(artifact_hash)) and artifact_hash not in (".", "..")
+
+
+def validate_hash(artifact_hash: str) -> str:
+    if not is_valid_hash(artifact_hash):
+        raise InvalidRequest("hash must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+    return artifact_hash
+
+
+def check_team(tenant: Tenant, *, team_id: str | None, slug: str | None) -> None:
+    """Each team named in the query must be the key's own, by id or slug."""
+    for named in (team_id, slug):
+        if named is not None and named not in (tenant.id, tenant.slug):
+            raise Forbidden(f"This key belongs to team '{tenant.slug}' ({tenant.id}), not '{named}'.")
+
+
+def cache_status(tenant: Tenant) -> str:
+    if tenant.cache_status in ("disabled", "paused"):
+        return tenant.cache_status
+    if usage.over_storage_quota(tenant):
+        return "over_limit"
+    return "enabled"
+
+
+def _require_usable(tenant: Tenant, *, adding: int = 0) -> None:
+    if tenant.cache_status == "disabled":
+        raise RemoteCachingDisabled()
+    if tenant.cache_status == "paused":
+        raise Paused()
+    if usage.over_storage_quota(tenant, adding=adding):
+        raise OverLimit()
+
+
+def check_upload_size(content_length: int | None) -> None:
+    """Refuse an announced body over the maximum before reading any of it."""
+    if content_length is not None and content_length > current_app.config["CACHE_MAX_ARTIFACT_BYTES"]:
+        raise FileTooLarge(f"artifacts may be at most {current_app.config['CACHE_MAX_ARTIFACT_BYTES']} bytes")
+
+
+def put_artifact(
+    tenant: Tenant,
+    artifact_hash: str,
+    body: BinaryIO,
+    *,
+    content_length: int | None,
+    headers: ArtifactHeaders,
+) -> CacheEntry:
+    """Store a body under the hash, replacing any earlier one atomically."""
+    validate_hash(artifact_hash)
+    check_upload_size(content_length)
+    _require_usable(tenant, adding=content_length or 0)
+    store = get_storage()
+    key = keys.cache_object(tenant.id, artifact_hash)
+    try:
+        stored = store.put_stream(
+            key,
+            body,
+            max_size=current_app.config["CACHE_MAX_ARTIFACT_BYTES"],
+            expected_size=content_length,
+        )
+    except storage_errors.BodyTooLarge as exc:
+        raise FileTooLarge(f"artifacts may be at most {exc.max_size} bytes") from None
+    except storage_errors.IncompleteBody as exc:
+        raise InvalidRequest(
+            f"the body ended after {exc.received} of {exc.expected} bytes; nothing was stored"
+        ) from None
+    try:
+        replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers)
+    except BaseException:
+        store.delete(key)
+        raise
+    if replaced_key is not None:
+        store.delete(replaced_key)
+    return db.session.get(CacheEntry, (tenant.id, artifact_hash))
+
+
+def _point_entry_at(
+    tenant: Tenant, artifact_hash: str, stored: storage_errors.StoredObject, headers: ArtifactHeaders
+) -> str | None:
+    """Point the entry at the new object in one transaction; return the key it
+    replaced. Concurrent PUTs serialise on the row, so the last commit wins
+    whole: body, size, duration and tag together."""
+    for _ in range(5):
+        entry = db.session.scalar(
+            select(CacheEntry)
+            .where(CacheEntry.tenant_id == tenant.id, CacheEntry.hash == artifact_hash)
+            .with_for_update()
+        )
+        replaced_key = entry.storage_key if entry is not None else None
+        if entry is None:
+            entry = CacheEntry(tenant_id=tenant.id, hash=artifact_hash)
+            db.session.add(entry)
+        timestamp = now()
+        entry.storage_key = stored.key
+        entry.size_bytes = stored.size
+        entry.duration_ms = headers.duration_ms
+        entry.tag = headers.tag
+        entry.git_sha = headers.git_sha
+        entry.dirty_hash = headers.dirty_hash
+        entry.client_ci = headers.client_ci
+        entry.client_interactive = headers.client_interactive
+        entry.created_at = timestamp
+        entry.last_read_at = timestamp
+        try:
+            db.session.commit()
+            return replaced_key
+        except IntegrityError:
+            # Another PUT inserted the first row meanwhile; update it instead.
+            db.session.rollback()
+    raise RuntimeError("could not record the cache entry after repeated conflicts")
+
+
+def find_entry(tenant: Tenant, artifact_hash: str) -> CacheEntry:
+    validate_hash(artifact_hash)
+    _require_usable(tenant)
+    entry = db.session.get(CacheEntry, (tenant.id, artifact_hash))
+    if entry is None:
+        raise NotFound("Artifact not found.")
+    return entry
+
+
+def open_artifact(tenant: Tenant, artifact_hash: str, *, with_body: bool) -> CacheDownload:
+    """The entry and an open stream of its body (or a redirect), recording the read."""
+    store = get_storage()
+    # A concurrent PUT may replace the object between reading the row and
+    # opening the body; the row read again then names the new object.
+    for _ in range(3):
+        entry = find_entry(tenant, artifact_hash)
+        _touch(entry)
+        if not with_body:
+            return CacheDownload(entry=entry, stream=None)
+        if current_app.config["DOWNLOAD_MODE"] == "redirect":
+            url = store.presign_get(entry.storage_key, expires_in=300)
+            if url is not None:
+                return CacheDownload(entry=entry, stream=None, redirect_url=url)
+        try:
+            return CacheDownload(entry=entry, stream=store.open_read(entry.storage_key))
+        except storage_errors.ObjectNotFound:
+            db.session.expire_all()
+    raise NotFound("Artifact not found.")
+
+
+def _touch(entry: CacheEntry) -> None:
+    # Reads refresh last_read_at for eviction, but at most once per interval:
+    # a write on every cache hit would cost more than the hit itself.
+    timestamp = now()
+    if timestamp - entry.last_read_at >= timedelta(seconds=current_app.config["CACHE_READ_TOUCH_SECONDS"]):
+        entry.last_read_at = timestamp
+        db.session.commit()
+
+
+def query_artifacts(tenant: Tenant, hashes: object) -> dict[str, dict | None]:
+    if (
+        not isinstance(hashes, list)
+        or not 1 <= len(hashes) <= MAX_QUERY_HASHES
+        or not all(isinstance(h, str) for h in hashes)
+    ):
+        raise InvalidRequest(f"'hashes' must be a list of 1 to {MAX_QUERY_HASHES} strings")
+    _require_usable(tenant)
+    valid = [h for h in hashes if is_valid_hash(h)]
+    entries = {
+        entry.hash: entry
+        for entry in db.session.scalars(
+            select(CacheEntry).where(CacheEntry.tenant_id == tenant.id, CacheEntry.hash.in_(valid))
+        )
+    }
+    result: dict[str, dict | None] = {}
+    for artifact_hash in hashes:
+        if artifact_hash not in valid:
+            result[artifact_hash] = {"error": {"message": "invalid hash"}}
+        elif (entry := entries.get(artifact_hash)) is None:
+            result[artifact_hash] = None
+        else:
+            result[artifact_hash] = {
+                "size": entry.size_bytes,
+                "taskDurationMs": entry.duration_ms,
+                "tag": entry.tag or "",
+            }
+    return result
+
+
+def record_events(
+    tenant: Tenant, events: object, *, client_ci: str | None, client_interactive: bool | None
+) -> int:
+    """Validate the whole batch, then store it; a bad event stores nothing."""
+    if not isinstance(events, list) or len(events) > MAX_EVENTS:
+        raise InvalidRequest(f"the body must be a JSON array of at most {MAX_EVENTS} events")
+    rows = [
+        _event_row(tenant, index, event, client_ci, client_interactive) for index, event in enumerate(events)
+    ]
+    db.session.add_all(rows)
+    db.session.commit()
+    return len(rows)
+
+
+def _event_row(tenant, index, event, client_ci, client_interactive) -> CacheEvent:
+    def bad(reason: str) -> InvalidRequest:
+        return InvalidRequest(f"event {index}: {reason}")
+
+    if not isinstance(event, dict):
+        raise bad("must be an object")
+    session_id = event.get("sessionId")
+    try:
+        uuid.UUID(str(session_id))
+    except ValueError:
+        raise bad("sessionId must be a UUID") from None
+    if event.get("source") not in ("LOCAL", "REMOTE"):
+        raise bad("source must be LOCAL or REMOTE")
+    if event.get("event") not in ("HIT", "MISS"):
+        raise bad("event must be HIT or MISS")
+    artifact_hash = event.get("hash")
+    if not isinstance(artifact_hash, str) or not is_valid_hash(artifact_hash):
+        raise bad("hash is invalid")
+    duration = event.get("duration")
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, int | float) or not 0 <= duration < 2**53
+    ):
+        raise bad("duration must be a non-negative number")
+    return CacheEvent(
+        tenant_id=tenant.id,
+        session_id=str(session_id),
+        source=event["source"],
+        event=event["event"],
+        hash=artifact_hash,
+        duration_ms=int(duration) if duration is not None else None,
+        client_ci=client_ci,
+        client_interactive=client_interactive,
+    )

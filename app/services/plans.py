@@ -1,0 +1,43 @@
+"""What each plan allows. None means unlimited."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+GB = 1000**3
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    max_ttl: timedelta | None  # None: "never" allowed
+    allows_never: bool
+    max_link_seconds: int
+    max_active_links: int | None
+    storage_limit_bytes: int | None
+    requests_limit_month: int | None
+
+
+PLANS = {
+    "free": Plan(
+        name="free",
+        max_ttl=timedelta(days=90),
+        allows_never=False,
+        max_link_seconds=30 * 86400,
+        max_active_links=50,
+        storage_limit_bytes=5 * GB,
+        requests_limit_month=100_000,
+    ),
+    "pro": Plan(
+        name="pro",
+        max_ttl=timedelta(days=365),
+        allows_never=True,
+        max_link_seconds=90 * 86400,
+        max_active_links=500,
+        storage_limit_bytes=None,
+        requests_limit_month=None,
+    ),
+}
+
+
+def plan_for(plan_name: str) -> Plan:
+    return PLANS.get(plan_name, PLANS["pro"])

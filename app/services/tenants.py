@@ -1,0 +1,105 @@
+"""Tenants and their API keys (the CLI's operations)."""
+
+import re
+import secrets
+import string
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..auth import key_digest
+from ..clock import now
+from ..errors import Conflict, InvalidRequest, NotFound
+from ..extensions import db
+from ..models import ApiKey, Tenant
+from .plans import PLANS
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CACHE_STATUSES = ("enabled", "disabled", "paused")
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_id(prefix: str, length: int) -> str:
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+def create_tenant(slug: str, *, name: str | None = None, plan: str = "pro") -> Tenant:
+    if not SLUG_PATTERN.match(slug) or slug.startswith("team_"):
+        raise InvalidRequest("slug must be 1-63 lowercase letters, digits or '-', not starting with 'team_'")
+    if plan not in PLANS:
+        raise InvalidRequest(f"plan must be one of {', '.join(PLANS)}")
+    tenant = Tenant(id=random_id("team_", 24), slug=slug, name=name or slug, plan=plan)
+    db.session.add(tenant)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"a tenant with slug {slug!r} already exists") from None
+    return tenant
+
+
+def get_tenant(slug_or_id: str) -> Tenant:
+    tenant = db.session.scalar(select(Tenant).where((Tenant.slug == slug_or_id) | (Tenant.id == slug_or_id)))
+    if tenant is None:
+        raise NotFound(f"no tenant {slug_or_id!r}")
+    return tenant
+
+
+def list_tenants() -> list[Tenant]:
+    return list(db.session.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.slug)))
+
+
+def update_tenant(
+    tenant: Tenant,
+    *,
+    plan: str | None = None,
+    name: str | None = None,
+    cache_status: str | None = None,
+    cache_retention_days: int | None = None,
+    cache_max_bytes: int | None = None,
+    storage_quota_bytes: int | None = None,
+) -> Tenant:
+    """Change settings; a size of 0 clears a cap or quota."""
+    if plan is not None:
+        if plan not in PLANS:
+            raise InvalidRequest(f"plan must be one of {', '.join(PLANS)}")
+        tenant.plan = plan
+    if name is not None:
+        tenant.name = name
+    if cache_status is not None:
+        if cache_status not in CACHE_STATUSES:
+            raise InvalidRequest(f"cache status must be one of {', '.join(CACHE_STATUSES)}")
+        tenant.cache_status = cache_status
+    if cache_retention_days is not None:
+        if cache_retention_days < 1:
+            raise InvalidRequest("cache retention must be at least one day")
+        tenant.cache_retention_days = cache_retention_days
+    if cache_max_bytes is not None:
+        tenant.cache_max_bytes = cache_max_bytes or None
+    if storage_quota_bytes is not None:
+        tenant.storage_quota_bytes = storage_quota_bytes or None
+    db.session.commit()
+    return tenant
+
+
+def create_key(tenant: Tenant) -> tuple[ApiKey, str]:
+    """A new key for the tenant; the plaintext is returned once and never stored."""
+    plaintext = random_id("ak_live_", 32)
+    api_key = ApiKey(tenant_id=tenant.id, digest=key_digest(plaintext), last_4=plaintext[-4:])
+    db.session.add(api_key)
+    db.session.commit()
+    return api_key, plaintext
+
+
+def list_keys(tenant: Tenant) -> list[ApiKey]:
+    return list(db.session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id)))
+
+
+def revoke_key(tenant: Tenant, key_id: int) -> ApiKey:
+    api_key = db.session.scalar(select(ApiKey).where(ApiKey.tenant_id == tenant.id, ApiKey.id == key_id))
+    if api_key is None:
+        raise NotFound(f"tenant {tenant.slug} has no key {key_id}")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = now()
+        db.session.commit()
+    return api_key

@@ -1,0 +1,99 @@
+"""The storage interface and its neutral errors.
+
+Backends store opaque bytes under keys built by storage.keys. They know
+nothing of tenants, artifacts or HTTP; optional abilities return None where a
+backend lacks them.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import BinaryIO
+
+
+class StorageError(Exception):
+    """The backend failed (disk, network, permissions)."""
+
+
+class ObjectNotFound(StorageError):
+    pass
+
+
+class BodyTooLarge(StorageError):
+    def __init__(self, max_size: int):
+        super().__init__(f"body exceeds {max_size} bytes")
+        self.max_size = max_size
+
+
+class IncompleteBody(StorageError):
+    """The body ended before (or ran past) the length the client announced."""
+
+    def __init__(self, expected: int, received: int):
+        super().__init__(f"expected {expected} bytes, received {received}")
+        self.expected = expected
+        self.received = received
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PresignedPut:
+    url: str
+    headers: dict[str, str]
+
+
+class Storage(ABC):
+    name: str
+
+    @abstractmethod
+    def put_stream(
+        self, key: str, stream: BinaryIO, *, max_size: int, expected_size: int | None = None
+    ) -> StoredObject:
+        """Stream `stream` to `key`, hashing and counting as it flows.
+
+        The object becomes visible only once complete; on any error nothing
+        is left under `key` (an earlier object there stays intact).
+        """
+
+    @abstractmethod
+    def open_read(self, key: str, byte_range: tuple[int, int] | None = None) -> BinaryIO:
+        """A readable file-like object; `byte_range` is inclusive (start, end)."""
+
+    @abstractmethod
+    def stat(self, key: str) -> int:
+        """The object's size in bytes; ObjectNotFound when absent."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; absent objects are not an error."""
+
+    @abstractmethod
+    def hash_object(self, key: str) -> StoredObject:
+        """Read the whole object back and return its size and SHA-256."""
+
+    def local_path(self, key: str) -> str | None:
+        return None
+
+    def presign_get(
+        self, key: str, *, expires_in: int, filename: str | None = None, content_type: str | None = None
+    ) -> str | None:
+        return None
+
+    def presign_put(self, key: str, *, expires_in: int, size: int, content_type: str) -> PresignedPut | None:
+        return None
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise StorageError when the backend cannot serve."""
+
+    @abstractmethod
+    def sweep_abandoned(self, older_than_seconds: int) -> tuple[int, int]:
+        """Remove temporary/partial uploads older than the age; (count, bytes)."""
+
+    @abstractmethod
+    def iter_keys(self, prefix: str):
+        """Yield (key, size, modified_unix) for every object under the prefix."""

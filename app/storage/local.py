@@ -1,0 +1,154 @@
+"""Local filesystem backend: objects are files under one root."""
+
+import hashlib
+import io
+import os
+import tempfile
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from .base import ObjectNotFound, Storage, StorageError, StoredObject
+from .streams import CHUNK_SIZE, HashingReader
+
+_TMP_DIR = ".tmp"
+
+
+class _RangeReader(io.RawIOBase):
+    """A file limited to `length` bytes from its current position."""
+
+    def __init__(self, fh: BinaryIO, length: int):
+        self._fh = fh
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        chunk = self._fh.read(size)
+        self._left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+class LocalStorage(Storage):
+    name = "local"
+
+    def __init__(self, root: str):
+        self.root = Path(root).resolve()
+        self._tmp = self.root / _TMP_DIR
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        # Keys come from storage.keys, but never trust a path to stay inside.
+        if self.root not in path.parents:
+            raise StorageError("key escapes the storage root")
+        return path
+
+    def put_stream(
+        self, key: str, stream: BinaryIO, *, max_size: int, expected_size: int | None = None
+    ) -> StoredObject:
+        reader = HashingReader(stream, max_size=max_size, expected_size=expected_size)
+        target = self._path(key)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        # The temporary file sits on the same filesystem as the target, so the
+        # final rename is atomic: readers see the old object or the new one.
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="put-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in reader.chunks(CHUNK_SIZE):
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_name, target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        return StoredObject(key=key, size=reader.size, sha256=reader.sha256)
+
+    def open_read(self, key: str, byte_range: tuple[int, int] | None = None) -> BinaryIO:
+        try:
+            fh = open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+        if byte_range is None:
+            return fh
+        start, end = byte_range
+        fh.seek(start)
+        return io.BufferedReader(_RangeReader(fh, end - start + 1), CHUNK_SIZE)
+
+    def stat(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+
+    def delete(self, key: str) -> None:
+        with suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def hash_object(self, key: str) -> StoredObject:
+        digest = hashlib.sha256()
+        size = 0
+        with self.open_read(key) as fh:
+            while chunk := fh.read(CHUNK_SIZE):
+                digest.update(chunk)
+                size += len(chunk)
+        return StoredObject(key=key, size=size, sha256=digest.hexdigest())
+
+    def local_path(self, key: str) -> str | None:
+        return str(self._path(key))
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self._tmp, prefix="health-"):
+                pass
+        except OSError as exc:
+            raise StorageError("local storage is not writable") from exc
+
+    def sweep_abandoned(self, older_than_seconds: int) -> tuple[int, int]:
+        cutoff = time.time() - older_than_seconds
+        count = freed = 0
+        if not self._tmp.exists():
+            return 0, 0
+        for entry in os.scandir(self._tmp):
+            with suppress(FileNotFoundError):
+                info = entry.stat()
+                if info.st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    count += 1
+                    freed += info.st_size
+        return count, freed
+
+    def iter_keys(self, prefix: str):
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        if not base.exists():
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            if Path(dirpath) == self.root:
+                dirnames[:] = [d for d in dirnames if d != _TMP_DIR]
+            for filename in filenames:
+                path = Path(dirpath) / filename
+                with suppress(FileNotFoundError):
+                    info = path.stat()
+                    yield str(path.relative_to(self.root)), info.st_size, info.st_mtime
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,111 @@
+"""Hoard configuration: every setting is read here, once, from the environment.
+
+The defaults run with zero configuration: SQLite and local storage under ./var,
+an in-process rate limiter. Production sets DATABASE_URL, STORAGE_BACKEND=s3
+(with S3_BUCKET and friends) and RATELIMIT_STORAGE_URI=redis://...
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+VAR_DIR = Path(os.environ.get("HOARD_VAR_DIR", BASE_DIR / "var"))
+
+GiB = 1024**3
+MB = 1000**2
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'hoard.db'}"
+    # PaaS providers hand out postgres:// URLs; SQLAlchemy wants the driver named.
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://") :]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _secret_key() -> str:
+    """HOARD_SECRET_KEY, else a key generated once and kept in var/ so every
+    worker process on this machine signs and verifies URLs alike."""
+    key = os.environ.get("HOARD_SECRET_KEY")
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class Config:
+    SECRET_KEY = _secret_key()
+    VERSION = "0.1.0"
+
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    MIGRATIONS_DIR = str(BASE_DIR / "migrations")
+
+    # Storage: "local" (files under STORAGE_LOCAL_ROOT) or "s3".
+    STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local")
+    STORAGE_LOCAL_ROOT = os.environ.get("STORAGE_LOCAL_ROOT", str(VAR_DIR / "storage"))
+    S3_BUCKET = os.environ.get("S3_BUCKET", "hoard")
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
+    S3_REGION = os.environ.get("S3_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    S3_PART_SIZE = _int("S3_PART_SIZE", 16 * 1024 * 1024)
+
+    # How downloads leave the server: "sendfile" (the WSGI file wrapper, which
+    # gunicorn turns into sendfile(2)), "x-accel" (nginx serves the file), or
+    # "redirect" (S3 only: a short-lived presigned GET).
+    DOWNLOAD_MODE = os.environ.get("DOWNLOAD_MODE", "sendfile")
+    X_ACCEL_PREFIX = os.environ.get("X_ACCEL_PREFIX", "/_hoard_storage/")
+
+    # Size limits (bytes).
+    CACHE_MAX_ARTIFACT_BYTES = _int("CACHE_MAX_ARTIFACT_BYTES", 2 * GiB)
+    MULTIPART_MAX_BYTES = _int("MULTIPART_MAX_BYTES", 500 * MB)
+    JSON_UPLOAD_MAX_BYTES = _int("JSON_UPLOAD_MAX_BYTES", 10 * MB)
+    PRESIGNED_MAX_BYTES = _int("PRESIGNED_MAX_BYTES", 5 * GiB)
+    # Werkzeug parses form fields in memory; files stream to temp files. Keep
+    # the in-memory fields small (metadata is at most 8 KB).
+    MAX_FORM_MEMORY_SIZE = _int("MAX_FORM_MEMORY_SIZE", 64 * 1024)
+
+    # Where links and signed URLs point; derived from the request when unset.
+    PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
+    SIGNED_URL_TTL_SECONDS = _int("SIGNED_URL_TTL_SECONDS", 3600)
+    CACHE_READ_TOUCH_SECONDS = _int("CACHE_READ_TOUCH_SECONDS", 3600)
+
+    # Rate limits, per tenant, shared by /v1 and /v8.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "moving-window")
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_HEADERS_ENABLED = True
+    RATE_LIMIT_SUSTAINED = _int("RATE_LIMIT_SUSTAINED", 100)
+    RATE_LIMIT_BURST = _int("RATE_LIMIT_BURST", 200)
+    RATE_LIMIT_ANONYMOUS = os.environ.get("RATE_LIMIT_ANONYMOUS", "20 per second")
+    RATE_LIMIT_PUBLIC = os.environ.get("RATE_LIMIT_PUBLIC", "50 per second")
+
+    # Proxies in front of Hoard whose X-Forwarded-* headers are trusted.
+    TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
+
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

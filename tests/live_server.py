@@ -1,0 +1,135 @@
+"""Hoard under real gunicorn, for end-to-end tests and benchmarks.
+
+Migrates its database with `flask db upgrade`, manages tenants through the
+real `flask` CLI, and serves on a free loopback port.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Tenant:
+    slug: str
+    id: str
+    key: str
+
+
+@dataclass
+class HoardServer:
+    var_dir: Path
+    database_url: str | None = None
+    workers: int = 2
+    threads: int = 8
+    env_overrides: dict = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict:
+        env = {
+            **os.environ,
+            "FLASK_APP": "wsgi.py",
+            "HOARD_VAR_DIR": str(self.var_dir),
+            "STORAGE_LOCAL_ROOT": str(self.var_dir / "storage"),
+            "HOARD_SECRET_KEY": "e2e-secret",
+            "LOG_LEVEL": "WARNING",
+            **{k: str(v) for k, v in self.env_overrides.items()},
+        }
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        return env
+
+    def flask(self, *args: str) -> str:
+        result = subprocess.run(
+            [str(BIN / "flask"), *args], cwd=ROOT, env=self.env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"flask {' '.join(args)} failed: {result.stderr}{result.stdout}")
+        return result.stdout
+
+    def create_tenant(self, slug: str, *, plan: str = "pro") -> Tenant:
+        out = self.flask("tenants", "create", slug, "--plan", plan, "--with-key")
+        tenant_id = re.search(r"\((team_[A-Za-z0-9]+)\)", out).group(1)
+        key = re.search(r"(ak_live_[A-Za-z0-9]{32})", out).group(1)
+        return Tenant(slug=slug, id=tenant_id, key=key)
+
+    def start(self) -> "HoardServer":
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.flask("db", "upgrade")
+        self.port = self.port or free_port()
+        self.log_path = self.var_dir / "gunicorn.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "-c",
+                str(ROOT / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not become healthy in 30 s")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __enter__(self) -> "HoardServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

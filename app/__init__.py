@@ -34,11 +34,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_error_handlers(app)
 
     from . import accounting
-    from .api import account_v1, cache_v8
+    from .api import account_v1, artifacts_v1, cache_v8, public, sessions_v1
 
     accounting.init_app(app)
-    app.register_blueprint(cache_v8.bp)
-    app.register_blueprint(account_v1.bp)
+    # The clients treat any 3xx from an API route as success: never redirect
+    # for a trailing or doubled slash.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+    for blueprint in (cache_v8.bp, artifacts_v1.bp, sessions_v1.bp, account_v1.bp, public.bp):
+        app.register_blueprint(blueprint)
 
     from . import cli
 

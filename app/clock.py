@@ -21,3 +21,12 @@ def advance(delta: timedelta) -> None:
 def reset() -> None:
     global _offset
     _offset = timedelta(0)
+
+
+def unix() -> float:
+    """Now as Unix seconds."""
+    return now().replace(tzinfo=UTC).timestamp()
+
+
+def from_unix(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)

@@ -176,3 +176,11 @@ def register_error_handlers(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
         return error_response(InternalError())
+
+
+class UrlExpired(ApiError):
+    code, status, message = "url_expired", 410, "This URL has expired."
+
+
+class InvalidSignature(ApiError):
+    code, status, message = "invalid_signature", 403, "This URL is not valid."

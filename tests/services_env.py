@@ -4,6 +4,7 @@ Under CI=true a missing service fails the test; elsewhere it skips it.
 """
 
 import os
+import shutil
 import socket
 from urllib.parse import urlparse
 
@@ -29,4 +30,15 @@ def require(url: str, what: str) -> None:
     message = f"{what} is not reachable at {url}"
     if IN_CI:
         pytest.fail(message + " (CI=true: a missing service is a failure)")
+    pytest.skip(message)
+
+
+def require_commands(*names: str, what: str) -> None:
+    """Each named program is on PATH; else fail under CI=true, skip elsewhere."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    message = f"{what} needs {', '.join(missing)} on PATH"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: a missing tool is a failure)")
     pytest.skip(message)

@@ -1,9 +1,10 @@
-"""Account routes: health (no auth) and whoami."""
+"""Account routes: health (no auth, not limited) and whoami."""
 
 from flask import Blueprint, jsonify
 
+from ..auth import require_principal
 from ..extensions import limiter
-from ..services import health
+from ..services import accounts, health
 
 bp = Blueprint("account", __name__)
 
@@ -13,3 +14,8 @@ bp = Blueprint("account", __name__)
 def health_check():
     report = health.check()
     return jsonify(report), 200 if report["status"] == "ok" else 503
+
+
+@bp.get("/v1/whoami")
+def whoami():
+    return jsonify(accounts.whoami(require_principal()))

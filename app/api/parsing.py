@@ -1,13 +1,18 @@
 """Request → typed values, with every failure an InvalidRequest."""
 
-from typing import Any
+import os
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
-from flask import request
+from flask import current_app, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ..errors import FileTooLarge, InvalidRequest
+from ..services.validation import METADATA_KEY
 
 DEFAULT_JSON_LIMIT = 1024 * 1024
+# Room for the multipart boundaries, part headers and text fields.
+FORM_OVERHEAD = 256 * 1024
 
 
 def json_body(*, default: Any = None, max_bytes: int = DEFAULT_JSON_LIMIT) -> Any:
@@ -63,3 +68,55 @@ def header_flag(name: str) -> bool | None:
     if value not in ("0", "1", "true", "false"):
         raise InvalidRequest(f"header {name} must be 0 or 1")
     return value in ("1", "true")
+
+
+@dataclass
+class FilePart:
+    stream: BinaryIO
+    size: int
+    filename: str | None
+    content_type: str | None
+
+
+UPLOAD_FIELDS = ("filename", "content_type", "session_id", "agent_id", "ttl", "metadata")
+
+
+def multipart_upload(*, max_bytes: int) -> tuple[FilePart, dict[str, str]]:
+    """The single `file` part (spooled to disk by Werkzeug, never held in
+    memory) and the text fields of a multipart upload."""
+    if request.content_length is not None and request.content_length > max_bytes + FORM_OVERHEAD:
+        raise FileTooLarge(f"multipart uploads may be at most {max_bytes} bytes")
+    request.max_content_length = max_bytes + FORM_OVERHEAD
+    try:
+        files = request.files.getlist("file")
+        form = request.form
+    except RequestEntityTooLarge:
+        raise FileTooLarge(f"multipart uploads may be at most {max_bytes} bytes") from None
+    except (BadRequest, ValueError):
+        raise InvalidRequest("the multipart body is malformed") from None
+    if len(files) != 1:
+        raise InvalidRequest("exactly one 'file' part is required")
+    part = files[0]
+    size = part.stream.seek(0, os.SEEK_END)
+    part.stream.seek(0)
+    if size > max_bytes:
+        raise FileTooLarge(f"multipart uploads may be at most {max_bytes} bytes")
+    fields = {name: form[name] for name in UPLOAD_FIELDS if name in form}
+    return FilePart(part.stream, size, part.filename or None, part.mimetype or None), fields
+
+
+def base_url() -> str:
+    """Where links and signed URLs point: PUBLIC_BASE_URL, else this request's host."""
+    return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+
+
+def metadata_filters(args) -> dict[str, str]:
+    """`metadata.<key>=<value>` query parameters, keys validated."""
+    filters = {}
+    for name, value in args.items(multi=True):
+        if name.startswith("metadata."):
+            key = name[len("metadata.") :]
+            if not METADATA_KEY.match(key):
+                raise InvalidRequest(f"metadata filter key {key!r} is invalid")
+            filters[key] = value
+    return filters

@@ -1,4 +1,8 @@
-"""What each plan allows. None means unlimited."""
+"""What each plan allows.
+
+Every figure is a number: the official CLI formats whoami's limits as
+integers and crashes on null, so "unlimited" is a large finite allowance.
+"""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,12 +13,12 @@ GB = 1000**3
 @dataclass(frozen=True)
 class Plan:
     name: str
-    max_ttl: timedelta | None  # None: "never" allowed
+    max_ttl: timedelta
     allows_never: bool
     max_link_seconds: int
-    max_active_links: int | None
-    storage_limit_bytes: int | None
-    requests_limit_month: int | None
+    max_active_links: int
+    storage_limit_bytes: int
+    requests_limit_month: int
 
 
 PLANS = {
@@ -33,8 +37,8 @@ PLANS = {
         allows_never=True,
         max_link_seconds=90 * 86400,
         max_active_links=500,
-        storage_limit_bytes=None,
-        requests_limit_month=None,
+        storage_limit_bytes=1000 * GB,
+        requests_limit_month=10_000_000,
     ),
 }
 

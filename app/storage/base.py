@@ -5,9 +5,14 @@ nothing of tenants, artifacts or HTTP; optional abilities return None where a
 backend lacks them.
 """
 
+import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+# How much every backend reads or writes at a time.
+CHUNK_SIZE = 1024 * 1024
 
 
 class StorageError(Exception):
@@ -71,9 +76,15 @@ class Storage(ABC):
     def delete(self, key: str) -> None:
         """Remove the object; absent objects are not an error."""
 
-    @abstractmethod
     def hash_object(self, key: str) -> StoredObject:
         """Read the whole object back and return its size and SHA-256."""
+        digest = hashlib.sha256()
+        size = 0
+        with self.open_read(key) as fh:
+            while chunk := fh.read(CHUNK_SIZE):
+                digest.update(chunk)
+                size += len(chunk)
+        return StoredObject(key=key, size=size, sha256=digest.hexdigest())
 
     def local_path(self, key: str) -> str | None:
         return None
@@ -81,9 +92,15 @@ class Storage(ABC):
     def presign_get(
         self, key: str, *, expires_in: int, filename: str | None = None, content_type: str | None = None
     ) -> str | None:
+        """A URL that serves the object directly, as an attachment named `filename`."""
         return None
 
     def presign_put(self, key: str, *, expires_in: int, size: int, content_type: str) -> PresignedPut | None:
+        """A URL that stores exactly `size` bytes at `key` in one PUT.
+
+        `headers` are the ones the client must send besides Content-Length,
+        which its HTTP library sets from the body.
+        """
         return None
 
     @abstractmethod
@@ -95,5 +112,6 @@ class Storage(ABC):
         """Remove temporary/partial uploads older than the age; (count, bytes)."""
 
     @abstractmethod
-    def iter_keys(self, prefix: str):
-        """Yield (key, size, modified_unix) for every object under the prefix."""
+    def iter_keys(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """Yield (key, size, modified_unix) for every object under the prefix,
+        which is "" or ends with "/"."""

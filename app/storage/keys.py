@@ -5,7 +5,6 @@ import re
 import secrets
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _part(value: str) -> str:
@@ -19,17 +18,11 @@ def cache_object(tenant_id: str, artifact_hash: str) -> str:
     return f"cache/{_part(tenant_id)}/{_part(artifact_hash)}/{secrets.token_hex(8)}"
 
 
-def blob_object(tenant_id: str, content_hash: str) -> str:
-    if not _HEX64.match(content_hash):
-        raise ValueError("content hash must be lowercase hex SHA-256")
-    return f"blobs/{_part(tenant_id)}/{content_hash[:2]}/{content_hash}"
+def blob_object(tenant_id: str) -> str:
+    """A fresh key for an artifact blob.
 
-
-def upload_object(tenant_id: str, artifact_id: str) -> str:
-    """Where the bytes of a presigned upload land before completion."""
-    return f"uploads/{_part(tenant_id)}/{_part(artifact_id)}"
-
-
-def staging_object(tenant_id: str) -> str:
-    """A unique key for bytes whose content hash is not yet known."""
-    return f"staging/{_part(tenant_id)}/{secrets.token_hex(16)}"
+    Blob keys are random, not content-addressed: bytes are written before
+    their hash is known (and, for presigned uploads, by the client), and the
+    blob row records where they are.
+    """
+    return f"blobs/{_part(tenant_id)}/{secrets.token_hex(16)}"

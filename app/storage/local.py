@@ -1,6 +1,5 @@
 """Local filesystem backend: objects are files under one root."""
 
-import hashlib
 import io
 import os
 import tempfile
@@ -96,15 +95,6 @@ class LocalStorage(Storage):
     def delete(self, key: str) -> None:
         with suppress(FileNotFoundError):
             self._path(key).unlink()
-
-    def hash_object(self, key: str) -> StoredObject:
-        digest = hashlib.sha256()
-        size = 0
-        with self.open_read(key) as fh:
-            while chunk := fh.read(CHUNK_SIZE):
-                digest.update(chunk)
-                size += len(chunk)
-        return StoredObject(key=key, size=size, sha256=digest.hexdigest())
 
     def local_path(self, key: str) -> str | None:
         return str(self._path(key))

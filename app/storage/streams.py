@@ -3,9 +3,9 @@
 import hashlib
 from typing import BinaryIO
 
-from .base import BodyTooLarge, IncompleteBody
+from .base import CHUNK_SIZE, BodyTooLarge, IncompleteBody
 
-CHUNK_SIZE = 1024 * 1024
+__all__ = ["CHUNK_SIZE", "HashingReader"]
 
 
 class HashingReader:

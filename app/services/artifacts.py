@@ -1,0 +1,564 @@
+"""Artifacts: uploads (direct and presigned), reads, listing, deletion, TTLs.
+
+Bytes are written to storage first, under a fresh key, while they are hashed;
+the rows that make an artifact visible are committed only after the bytes are
+durable. Identical bytes within a tenant share one blob row and object.
+"""
+
+import base64
+import binascii
+import io
+import json
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from .. import signing
+from ..clock import now
+from ..errors import (
+    ArtifactAlreadyDeleted,
+    ArtifactExpired,
+    ArtifactNotFound,
+    Conflict,
+    FileTooLarge,
+    InvalidRequest,
+    InvalidSignature,
+    QuotaExceeded,
+    UploadNotFound,
+    UrlExpired,
+)
+from ..extensions import db
+from ..models import Artifact, ArtifactMeta, Blob, IdempotencyRecord, Tenant
+from ..storage import BodyTooLarge, IncompleteBody, ObjectNotFound, StoredObject, get_storage, keys
+from . import sessions, usage, validation
+from .plans import plan_for
+
+ARTIFACT_ID = re.compile(r"^art_[A-Za-z0-9]{16}$")
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+UPLOAD_URL_SECONDS = 3600
+UPGRADE_URL = "https://artifacta.io/pricing"
+_ALNUM = string.ascii_letters + string.digits
+
+
+def new_artifact_id() -> str:
+    return "art_" + "".join(secrets.choice(_ALNUM) for _ in range(16))
+
+
+# -- uploads ---------------------------------------------------------------
+
+
+def create_artifact(
+    tenant: Tenant,
+    *,
+    body: BinaryIO,
+    size_hint: int | None,
+    max_size: int,
+    fields: validation.ArtifactFields,
+    idempotency_key: str | None,
+) -> tuple[Artifact, bool]:
+    """Store the body and create its artifact; (artifact, created).
+
+    A known Idempotency-Key within 24 h replays the original artifact and
+    stores nothing.
+    """
+    if idempotency_key is not None and (original := _replay(tenant, idempotency_key)) is not None:
+        return original, False
+    sessions.ensure_open(tenant, fields.session_id)
+    _check_quota(tenant, size_hint or 0)
+    stored = _store(keys.blob_object(tenant.id), body, max_size=max_size, expected_size=size_hint)
+    artifact = Artifact(
+        id=new_artifact_id(),
+        tenant_id=tenant.id,
+        filename=fields.filename,
+        content_type=fields.content_type,
+        size_bytes=stored.size,
+        content_hash=stored.sha256,
+        session_id=fields.session_id,
+        agent_id=fields.agent_id,
+        metadata_json=fields.metadata,
+        status="active",
+        created_at=now(),
+        expires_at=fields.expires_at,
+    )
+    return _commit_new_artifact(tenant, artifact, stored, idempotency_key)
+
+
+def decode_base64_content(content: object, encoding: object, *, max_size: int) -> bytes:
+    if encoding not in (None, "base64"):
+        raise InvalidRequest("content_encoding must be 'base64'")
+    if not isinstance(content, str):
+        raise InvalidRequest("content must be a base64 string")
+    if len(content) > (max_size // 3 + 1) * 4 + 4:
+        raise FileTooLarge(f"content may be at most {max_size} bytes decoded")
+    try:
+        data = base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("content is not valid base64") from None
+    if len(data) > max_size:
+        raise FileTooLarge(f"content may be at most {max_size} bytes decoded")
+    return data
+
+
+def _store(key: str, body: BinaryIO, *, max_size: int, expected_size: int | None) -> StoredObject:
+    try:
+        return get_storage().put_stream(key, body, max_size=max_size, expected_size=expected_size)
+    except BodyTooLarge as exc:
+        raise FileTooLarge(f"the file may be at most {exc.max_size} bytes") from None
+    except IncompleteBody as exc:
+        raise InvalidRequest(f"the body ended after {exc.received} of {exc.expected} bytes") from None
+
+
+def _check_quota(tenant: Tenant, adding: int) -> None:
+    if usage.over_storage_quota(tenant, adding=adding):
+        extra = {"upgrade_url": UPGRADE_URL} if tenant.plan == "free" else {}
+        raise QuotaExceeded("the storage quota would be exceeded", **extra)
+
+
+def _replay(tenant: Tenant, key: str) -> Artifact | None:
+    record = db.session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.tenant_id == tenant.id, IdempotencyRecord.key == key
+        )
+    )
+    if record is None:
+        return None
+    if now() - record.created_at >= IDEMPOTENCY_WINDOW:
+        db.session.delete(record)
+        db.session.commit()
+        return None
+    return db.session.get(Artifact, record.artifact_id)
+
+
+def _attach_blob(tenant: Tenant, stored: StoredObject) -> tuple[Blob, bool]:
+    """The tenant's blob for these bytes, and whether it already existed."""
+    blob = db.session.scalar(
+        select(Blob).where(Blob.tenant_id == tenant.id, Blob.content_hash == stored.sha256)
+    )
+    if blob is not None:
+        return blob, True
+    blob = Blob(
+        tenant_id=tenant.id, content_hash=stored.sha256, size_bytes=stored.size, storage_key=stored.key
+    )
+    db.session.add(blob)
+    db.session.flush()
+    return blob, False
+
+
+def _commit_new_artifact(
+    tenant: Tenant, artifact: Artifact, stored: StoredObject, idempotency_key: str | None
+) -> tuple[Artifact, bool]:
+    store = get_storage()
+    metadata = dict(artifact.metadata_json or {})
+    for _ in range(5):
+        try:
+            session_row = sessions.lock_for_upload(tenant, artifact.session_id)
+            blob, shared = _attach_blob(tenant, stored)
+            artifact.blob_id = blob.id
+            db.session.add(artifact)
+            db.session.add_all(
+                ArtifactMeta(artifact_id=artifact.id, tenant_id=tenant.id, key=key, value=value)
+                for key, value in metadata.items()
+            )
+            if idempotency_key is not None:
+                db.session.add(
+                    IdempotencyRecord(tenant_id=tenant.id, key=idempotency_key, artifact_id=artifact.id)
+                )
+            sessions.count_artifact(tenant, artifact.session_id, session_row)
+            db.session.commit()
+        except IntegrityError:
+            # A concurrent upload created the same blob, session or idempotency
+            # record first: look again (and replay, for the idempotency key).
+            db.session.rollback()
+            if idempotency_key is not None and (original := _replay(tenant, idempotency_key)) is not None:
+                store.delete(stored.key)
+                return original, False
+            continue
+        except BaseException:
+            db.session.rollback()
+            store.delete(stored.key)
+            raise
+        if shared:
+            store.delete(stored.key)
+        return artifact, True
+    store.delete(stored.key)
+    raise Conflict("the upload conflicted with concurrent changes; retry it")
+
+
+# -- presigned uploads -------------------------------------------------------
+
+
+@dataclass
+class UploadTicket:
+    artifact: Artifact
+    url: str
+    headers: dict[str, str]
+    expires_at: datetime
+    expires_in: int
+
+
+def reserve_upload(
+    tenant: Tenant, *, fields: validation.ArtifactFields, size_bytes: object, base_url: str
+) -> UploadTicket:
+    """Create a pending artifact and the URL its bytes are to be PUT to."""
+    if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 1:
+        raise InvalidRequest("size_bytes must be a positive integer")
+    max_size = current_app.config["PRESIGNED_MAX_BYTES"]
+    if size_bytes > max_size:
+        raise FileTooLarge(f"presigned uploads may be at most {max_size} bytes")
+    sessions.ensure_open(tenant, fields.session_id)
+    _check_quota(tenant, size_bytes)
+    expires_at = now() + timedelta(seconds=UPLOAD_URL_SECONDS)
+    artifact = Artifact(
+        id=new_artifact_id(),
+        tenant_id=tenant.id,
+        filename=fields.filename,
+        content_type=fields.content_type,
+        size_bytes=size_bytes,
+        session_id=fields.session_id,
+        agent_id=fields.agent_id,
+        metadata_json=fields.metadata,
+        status="pending",
+        created_at=now(),
+        expires_at=fields.expires_at,
+        upload_key=keys.blob_object(tenant.id),
+        upload_expires_at=expires_at,
+    )
+    for _ in range(3):
+        try:
+            session_row = sessions.lock_for_upload(tenant, artifact.session_id)
+            db.session.add(artifact)
+            db.session.add_all(
+                ArtifactMeta(artifact_id=artifact.id, tenant_id=tenant.id, key=key, value=value)
+                for key, value in fields.metadata.items()
+            )
+            sessions.count_artifact(tenant, artifact.session_id, session_row)
+            db.session.commit()
+            break
+        except IntegrityError:
+            db.session.rollback()
+    else:
+        raise Conflict("the reservation conflicted with concurrent changes; retry it")
+    presigned = get_storage().presign_put(
+        artifact.upload_key,
+        expires_in=UPLOAD_URL_SECONDS,
+        size=size_bytes,
+        content_type=artifact.content_type,
+    )
+    if presigned is not None:
+        url, headers = presigned.url, presigned.headers
+    else:
+        token = signing.sign("upload", {"t": tenant.id, "a": artifact.id}, expires_in=UPLOAD_URL_SECONDS)
+        url, headers = f"{base_url}/v1/uploads/{token}", {"Content-Type": artifact.content_type}
+    return UploadTicket(
+        artifact=artifact, url=url, headers=headers, expires_at=expires_at, expires_in=UPLOAD_URL_SECONDS
+    )
+
+
+def receive_upload(token: str, body: BinaryIO, *, content_length: int | None) -> Artifact:
+    """Hoard's own presigned PUT (local storage): single use, until it expires."""
+    payload = _verify(token, "upload")
+    artifact = db.session.scalar(
+        select(Artifact).where(Artifact.tenant_id == payload.get("t"), Artifact.id == payload.get("a"))
+    )
+    if artifact is None or artifact.deleted_at is not None:
+        raise InvalidSignature("this upload URL is no longer valid")
+    if artifact.status != "pending" or artifact.upload_key is None:
+        raise Conflict("this upload was already completed")
+    if content_length is not None and content_length != artifact.size_bytes:
+        raise InvalidRequest(f"the body must be exactly {artifact.size_bytes} bytes")
+    store = get_storage()
+    try:
+        store.stat(artifact.upload_key)
+        raise Conflict("this upload URL was already used")
+    except ObjectNotFound:
+        pass
+    stored = _store(artifact.upload_key, body, max_size=artifact.size_bytes, expected_size=content_length)
+    # Hashed while it streamed: completion need not read the bytes again.
+    artifact.content_hash = stored.sha256
+    db.session.commit()
+    return artifact
+
+
+def complete_upload(tenant: Tenant, artifact_id: str) -> Artifact:
+    """Activate a reservation whose bytes arrived; completing twice is a no-op."""
+    artifact = find_artifact(tenant, artifact_id, for_update=True)
+    if artifact.deleted_at is not None:
+        raise ArtifactAlreadyDeleted()
+    if artifact.status == "active":
+        db.session.commit()
+        return artifact
+    store = get_storage()
+    try:
+        size = store.stat(artifact.upload_key)
+    except ObjectNotFound:
+        db.session.commit()
+        raise UploadNotFound("no bytes were uploaded for this artifact") from None
+    if size != artifact.size_bytes:
+        key = artifact.upload_key
+        db.session.commit()
+        store.delete(key)  # lets the client PUT again while the URL is valid
+        raise InvalidRequest(f"{size} bytes were uploaded, but size_bytes is {artifact.size_bytes}")
+    content_hash = artifact.content_hash or store.hash_object(artifact.upload_key).sha256
+    stored = StoredObject(key=artifact.upload_key, size=size, sha256=content_hash)
+    blob, shared = _attach_blob(tenant, stored)
+    artifact.blob_id = blob.id
+    artifact.content_hash = content_hash
+    artifact.status = "active"
+    artifact.upload_key = None
+    artifact.upload_expires_at = None
+    db.session.commit()
+    if shared:
+        store.delete(stored.key)
+    return artifact
+
+
+# -- reads -------------------------------------------------------------------
+
+
+def find_artifact(tenant: Tenant, artifact_id: str, *, for_update: bool = False) -> Artifact:
+    if not ARTIFACT_ID.match(artifact_id or ""):
+        raise ArtifactNotFound()
+    query = select(Artifact).where(Artifact.tenant_id == tenant.id, Artifact.id == artifact_id)
+    if for_update:
+        query = query.with_for_update(of=Artifact)
+    artifact = db.session.scalar(query)
+    if artifact is None:
+        raise ArtifactNotFound()
+    return artifact
+
+
+def ensure_live(artifact: Artifact) -> Artifact:
+    if artifact.deleted_at is not None:
+        raise ArtifactAlreadyDeleted()
+    if artifact.expires_at is not None and artifact.expires_at <= now():
+        raise ArtifactExpired()
+    return artifact
+
+
+def ensure_downloadable(artifact: Artifact) -> Artifact:
+    ensure_live(artifact)
+    if artifact.status != "active" or artifact.blob is None:
+        raise UploadNotFound("the artifact's bytes have not been uploaded")
+    return artifact
+
+
+def get_artifact(tenant: Tenant, artifact_id: str) -> Artifact:
+    return ensure_live(find_artifact(tenant, artifact_id))
+
+
+@dataclass
+class DownloadTicket:
+    artifact: Artifact
+    url: str
+    expires_in: int
+
+
+def download_url(tenant: Tenant, artifact_id: str, *, base_url: str) -> DownloadTicket:
+    artifact = ensure_downloadable(find_artifact(tenant, artifact_id))
+    expires_in = current_app.config["SIGNED_URL_TTL_SECONDS"]
+    token = signing.sign("blob", {"t": tenant.id, "a": artifact.id}, expires_in=expires_in)
+    return DownloadTicket(artifact=artifact, url=f"{base_url}/v1/blobs/{token}", expires_in=expires_in)
+
+
+def artifact_for_download_token(token: str) -> Artifact:
+    """The artifact a signed download URL names, while it may still be read."""
+    payload = _verify(token, "blob")
+    artifact = db.session.scalar(
+        select(Artifact).where(Artifact.tenant_id == payload.get("t"), Artifact.id == payload.get("a"))
+    )
+    if artifact is None:
+        raise ArtifactNotFound()
+    return ensure_downloadable(artifact)
+
+
+def _verify(token: str, purpose: str) -> dict:
+    try:
+        return signing.verify(purpose, token)
+    except signing.ExpiredToken:
+        raise UrlExpired() from None
+    except signing.InvalidToken:
+        raise InvalidSignature() from None
+
+
+def open_bytes(artifact: Artifact) -> BinaryIO:
+    try:
+        return get_storage().open_read(artifact.blob.storage_key)
+    except ObjectNotFound:
+        raise ArtifactNotFound("the artifact's bytes are missing") from None
+
+
+# -- listing -----------------------------------------------------------------
+
+
+@dataclass
+class ListFilters:
+    session_id: str | None = None
+    agent_id: str | None = None
+    filename: str | None = None
+    content_type: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass
+class ArtifactPage:
+    artifacts: list[Artifact]
+    next_cursor: str | None
+
+
+def encode_cursor(artifact: Artifact) -> str:
+    raw = json.dumps([artifact.created_at.isoformat(), artifact.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, artifact_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(artifact_id)
+    except (ValueError, TypeError):
+        raise InvalidRequest("cursor is not valid") from None
+
+
+def list_artifacts(tenant: Tenant, *, filters: ListFilters, limit: int, cursor: str | None) -> ArtifactPage:
+    """One page in (created_at DESC, id DESC) order; live artifacts only."""
+    current = now()
+    query = select(Artifact).where(
+        Artifact.tenant_id == tenant.id,
+        Artifact.deleted_at.is_(None),
+        or_(Artifact.expires_at.is_(None), Artifact.expires_at > current),
+    )
+    for column, value in (
+        (Artifact.session_id, filters.session_id),
+        (Artifact.agent_id, filters.agent_id),
+        (Artifact.filename, filters.filename),
+        (Artifact.content_type, filters.content_type),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.created_after is not None:
+        query = query.where(Artifact.created_at > filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(Artifact.created_at < filters.created_before)
+    for key, value in (filters.metadata or {}).items():
+        query = query.where(
+            exists().where(
+                ArtifactMeta.artifact_id == Artifact.id,
+                ArtifactMeta.tenant_id == tenant.id,
+                ArtifactMeta.key == key,
+                ArtifactMeta.value == value,
+            )
+        )
+    if cursor:
+        created_at, artifact_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Artifact.created_at < created_at,
+                and_(Artifact.created_at == created_at, Artifact.id < artifact_id),
+            )
+        )
+    query = query.order_by(Artifact.created_at.desc(), Artifact.id.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(query))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return ArtifactPage(artifacts=rows, next_cursor=encode_cursor(rows[-1]) if has_more else None)
+
+
+# -- changes -----------------------------------------------------------------
+
+
+def delete_artifact(tenant: Tenant, artifact_id: str) -> Artifact:
+    """Soft delete: gone from listings and URLs at once; bytes go with gc."""
+    artifact = find_artifact(tenant, artifact_id, for_update=True)
+    if artifact.deleted_at is not None:
+        db.session.commit()
+        raise ArtifactAlreadyDeleted()
+    artifact.deleted_at = now()
+    db.session.commit()
+    return artifact
+
+
+def extend_ttl(tenant: Tenant, artifact_id: str, ttl: object) -> Artifact:
+    """expires_at becomes max(current, now + ttl), under the plan's limits."""
+    new_expiry = validation.expiry(ttl, plan_for(tenant.plan))
+    artifact = find_artifact(tenant, artifact_id, for_update=True)
+    ensure_live(artifact)
+    if new_expiry is None:
+        artifact.expires_at = None
+    elif artifact.expires_at is not None:
+        artifact.expires_at = max(artifact.expires_at, new_expiry)
+    db.session.commit()
+    return artifact
+
+
+# -- request shapes ------------------------------------------------------------
+
+
+def artifact_fields(
+    tenant: Tenant, raw: dict, *, part_filename: str | None = None, part_content_type: str | None = None
+) -> validation.ArtifactFields:
+    """Validate what the caller said about a new artifact."""
+    name = validation.filename(raw.get("filename") or part_filename)
+    return validation.ArtifactFields(
+        filename=name,
+        content_type=validation.content_type(raw.get("content_type"), part_content_type, name),
+        session_id=validation.label(raw.get("session_id"), "session_id"),
+        agent_id=validation.label(raw.get("agent_id"), "agent_id"),
+        expires_at=validation.expiry(raw.get("ttl"), plan_for(tenant.plan)),
+        metadata=validation.metadata(raw.get("metadata")),
+    )
+
+
+def upload_multipart(
+    tenant: Tenant,
+    *,
+    stream: BinaryIO,
+    size: int,
+    part_filename: str | None,
+    part_content_type: str | None,
+    raw_fields: dict,
+    idempotency_key: str | None,
+) -> tuple[Artifact, bool]:
+    fields = artifact_fields(
+        tenant, raw_fields, part_filename=part_filename, part_content_type=part_content_type
+    )
+    return create_artifact(
+        tenant,
+        body=stream,
+        size_hint=size,
+        max_size=current_app.config["MULTIPART_MAX_BYTES"],
+        fields=fields,
+        idempotency_key=validation.idempotency_key(idempotency_key),
+    )
+
+
+def upload_base64(tenant: Tenant, body: dict, *, idempotency_key: str | None) -> tuple[Artifact, bool]:
+    if "filename" not in body or "content" not in body:
+        raise InvalidRequest("filename and content are required")
+    fields = artifact_fields(tenant, body)
+    max_size = current_app.config["JSON_UPLOAD_MAX_BYTES"]
+    data = decode_base64_content(body["content"], body.get("content_encoding"), max_size=max_size)
+    return create_artifact(
+        tenant,
+        body=io.BytesIO(data),
+        size_hint=len(data),
+        max_size=max_size,
+        fields=fields,
+        idempotency_key=validation.idempotency_key(idempotency_key),
+    )
+
+
+def reserve_from_request(tenant: Tenant, body: dict, *, base_url: str) -> UploadTicket:
+    if "filename" not in body:
+        raise InvalidRequest("filename is required")
+    return reserve_upload(
+        tenant, fields=artifact_fields(tenant, body), size_bytes=body.get("size_bytes"), base_url=base_url
+    )

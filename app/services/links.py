@@ -1,0 +1,83 @@
+"""Public links: unauthenticated downloads of one artifact until they expire."""
+
+import secrets
+import string
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
+
+from ..clock import now
+from ..errors import InvalidRequest, LinkExpired, LinkNotFound, QuotaExceeded
+from ..extensions import db
+from ..models import Artifact, Link, Tenant
+from . import artifacts
+from .plans import PLANS, plan_for
+
+DEFAULT_LINK_SECONDS = 7 * 86400
+_ALNUM = string.ascii_letters + string.digits
+
+
+def active_link_count(tenant: Tenant) -> int:
+    current = now()
+    return db.session.scalar(
+        select(func.count(Link.id))
+        .join(Artifact, Artifact.id == Link.artifact_id)
+        .where(
+            Link.tenant_id == tenant.id,
+            Link.expires_at > current,
+            Artifact.deleted_at.is_(None),
+            or_(Artifact.expires_at.is_(None), Artifact.expires_at > current),
+        )
+    )
+
+
+def create_link(tenant: Tenant, artifact_id: str, *, expires_in: object) -> Link:
+    plan = plan_for(tenant.plan)
+    seconds = _link_seconds(expires_in, plan)
+    artifacts.ensure_downloadable(artifacts.find_artifact(tenant, artifact_id))
+    if plan.max_active_links is not None and active_link_count(tenant) >= plan.max_active_links:
+        raise QuotaExceeded(
+            f"the {plan.name} plan allows {plan.max_active_links} active links",
+            **({"upgrade_url": artifacts.UPGRADE_URL} if plan.name == "free" else {}),
+        )
+    created = now()
+    link = Link(
+        id="lnk_" + "".join(secrets.choice(_ALNUM) for _ in range(20)),
+        tenant_id=tenant.id,
+        artifact_id=artifact_id,
+        created_at=created,
+        expires_at=created + timedelta(seconds=seconds),
+    )
+    db.session.add(link)
+    db.session.commit()
+    return link
+
+
+def _link_seconds(expires_in: object, plan) -> int:
+    if expires_in is None:
+        return min(DEFAULT_LINK_SECONDS, plan.max_link_seconds)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+        raise InvalidRequest("expires_in must be a positive whole number of seconds")
+    if expires_in > plan.max_link_seconds:
+        longest = max(p.max_link_seconds for p in PLANS.values())
+        if expires_in <= longest:
+            raise QuotaExceeded(
+                f"the {plan.name} plan allows links of at most {plan.max_link_seconds // 86400} days",
+                upgrade_url=artifacts.UPGRADE_URL,
+            )
+        raise InvalidRequest(f"expires_in may be at most {longest} seconds")
+    return expires_in
+
+
+def artifact_for_link(link_id: str) -> Artifact:
+    """The artifact behind a public link, while both are live.
+
+    The link id is the capability: it is looked up without a tenant because
+    holding it is the whole authorisation.
+    """
+    link = db.session.get(Link, link_id) if link_id.startswith("lnk_") else None
+    if link is None:
+        raise LinkNotFound()
+    if link.expires_at <= now():
+        raise LinkExpired()
+    return artifacts.ensure_downloadable(link.artifact)

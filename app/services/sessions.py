@@ -1,0 +1,126 @@
+"""Sessions: labels on artifacts, plus a seal that persists."""
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+
+from ..clock import now
+from ..errors import InvalidRequest, SessionNotFound, SessionSealed
+from ..extensions import db
+from ..models import Session, Tenant
+from . import validation
+
+
+def lock_for_upload(tenant: Tenant, session_id: str | None) -> Session | None:
+    """The session row locked for this transaction; SessionSealed when sealed."""
+    if session_id is None:
+        return None
+    session = db.session.scalar(
+        select(Session)
+        .where(Session.tenant_id == tenant.id, Session.session_id == session_id)
+        .with_for_update()
+    )
+    if session is not None and session.sealed_at is not None:
+        raise SessionSealed(f"session {session_id!r} is sealed")
+    return session
+
+
+def ensure_open(tenant: Tenant, session_id: str | None) -> None:
+    """Fail fast, before any bytes are stored, when the session is sealed."""
+    if session_id is None:
+        return
+    sealed_at = db.session.scalar(
+        select(Session.sealed_at).where(Session.tenant_id == tenant.id, Session.session_id == session_id)
+    )
+    if sealed_at is not None:
+        raise SessionSealed(f"session {session_id!r} is sealed")
+
+
+def count_artifact(tenant: Tenant, session_id: str | None, session: Session | None) -> None:
+    """Record one more artifact in the session (within the caller's transaction)."""
+    if session_id is None:
+        return
+    timestamp = now()
+    if session is None:
+        db.session.add(
+            Session(
+                tenant_id=tenant.id,
+                session_id=session_id,
+                artifact_count=1,
+                first_artifact_at=timestamp,
+                last_artifact_at=timestamp,
+            )
+        )
+    else:
+        session.artifact_count += 1
+        session.last_artifact_at = timestamp
+
+
+def seal_session(tenant: Tenant, session_id: str) -> Session:
+    """Seal once; sealing again returns the first seal. Irreversible."""
+    session_id = validation.label(session_id, "session_id")
+    if session_id is None:
+        raise InvalidRequest("session_id is required")
+    session = db.session.scalar(
+        select(Session)
+        .where(Session.tenant_id == tenant.id, Session.session_id == session_id)
+        .with_for_update()
+    )
+    if session is None:
+        raise SessionNotFound(f"session {session_id!r} has no artifacts")
+    if session.sealed_at is None:
+        session.sealed_at = now()
+    db.session.commit()
+    return session
+
+
+@dataclass
+class SessionPage:
+    sessions: list[Session]
+    next_cursor: str | None
+
+
+def _encode_cursor(session: Session) -> str:
+    raw = json.dumps([session.last_artifact_at.isoformat(), session.session_id]).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, session_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(session_id)
+    except (ValueError, TypeError):
+        raise InvalidRequest("after is not a valid cursor") from None
+
+
+def list_sessions(
+    tenant: Tenant,
+    *,
+    limit: int,
+    after: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> SessionPage:
+    """Newest activity first, keyset-paginated on (last_artifact_at, session_id)."""
+    query = select(Session).where(Session.tenant_id == tenant.id)
+    if created_after is not None:
+        query = query.where(Session.first_artifact_at > created_after)
+    if created_before is not None:
+        query = query.where(Session.first_artifact_at < created_before)
+    if after:
+        at, session_id = _decode_cursor(after)
+        query = query.where(
+            or_(
+                Session.last_artifact_at < at,
+                and_(Session.last_artifact_at == at, Session.session_id < session_id),
+            )
+        )
+    query = query.order_by(Session.last_artifact_at.desc(), Session.session_id.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(query))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return SessionPage(sessions=rows, next_cursor=_encode_cursor(rows[-1]) if has_more else None)

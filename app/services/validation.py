@@ -1,0 +1,154 @@
+"""The /v1 field rules shared by uploads, reservations and listings."""
+
+import json
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ..clock import now
+from ..errors import InvalidRequest, TtlExceedsPlanLimit
+from .plans import Plan
+
+METADATA_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
+MAX_METADATA_BYTES = 8 * 1024
+MAX_IDEMPOTENCY_KEY = 256
+DEFAULT_TTL = "30d"
+_TTL = re.compile(r"^([1-9][0-9]{0,9})([smhdw])$")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+OCTET_STREAM = "application/octet-stream"
+
+
+@dataclass
+class ArtifactFields:
+    """What a caller may say about a new artifact, validated."""
+
+    filename: str
+    content_type: str
+    session_id: str | None = None
+    agent_id: str | None = None
+    expires_at: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def filename(value: object) -> str:
+    # The SDK's pull joins the name onto a local directory: a path separator
+    # here would let one uploader write anywhere on a downloader's disk.
+    if not isinstance(value, str) or not 1 <= len(value) <= 255:
+        raise InvalidRequest("filename must be 1-255 characters")
+    if "/" in value or "\\" in value or _has_control(value) or value in (".", ".."):
+        raise InvalidRequest("filename may not contain '/', '\\' or control characters")
+    return value
+
+
+def label(value: object, name: str) -> str | None:
+    """session_id / agent_id: absent, or 1-128 characters without '/' or controls."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 128:
+        raise InvalidRequest(f"{name} must be 1-128 characters")
+    if "/" in value or _has_control(value):
+        raise InvalidRequest(f"{name} may not contain '/' or control characters")
+    return value
+
+
+def content_type(explicit: object, part_type: str | None, name: str) -> str:
+    """Explicit field, else the part's header unless octet-stream, else a guess."""
+    if explicit not in (None, ""):
+        if not isinstance(explicit, str) or len(explicit) > 255 or _has_control(explicit):
+            raise InvalidRequest("content_type must be a media type of at most 255 characters")
+        return explicit
+    if part_type and part_type != OCTET_STREAM and len(part_type) <= 255 and not _has_control(part_type):
+        return part_type
+    return mimetypes.guess_type(name)[0] or OCTET_STREAM
+
+
+def metadata(value: object) -> dict[str, str]:
+    """A flat object of strings; accepts the object or its JSON text."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        if len(value.encode()) > MAX_METADATA_BYTES * 2:
+            raise InvalidRequest("metadata is larger than 8 KB")
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            raise InvalidRequest("metadata must be a JSON object of strings") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be an object of strings")
+    for key, item in value.items():
+        if not METADATA_KEY.match(key):
+            raise InvalidRequest(f"metadata key {key!r} must match {METADATA_KEY.pattern}")
+        if not isinstance(item, str):
+            raise InvalidRequest(f"metadata value for {key!r} must be a string")
+    if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
+        raise InvalidRequest("metadata may be at most 8 KB serialized")
+    return value
+
+
+def ttl_duration(value: object) -> timedelta | None:
+    """`<n>s|m|h|d|w` → the duration; `never` → None."""
+    if value == "never":
+        return None
+    if not isinstance(value, str) or not (match := _TTL.match(value)):
+        raise InvalidRequest("ttl must look like 30d, 12h, 90m, 45s, 2w or be 'never'")
+    seconds = int(match.group(1)) * _TTL_UNITS[match.group(2)]
+    if seconds > 100 * 365 * 86400:
+        raise InvalidRequest("ttl is too long")
+    return timedelta(seconds=seconds)
+
+
+def expiry(value: object, plan: Plan) -> datetime | None:
+    """The expiry for a TTL under the plan's limits (None: never expires)."""
+    duration = ttl_duration(DEFAULT_TTL if value in (None, "") else value)
+    if duration is None:
+        if not plan.allows_never:
+            raise TtlExceedsPlanLimit(
+                f"ttl 'never' is not available on the {plan.name} plan",
+                upgrade_url="https://artifacta.io/pricing",
+            )
+        return None
+    if plan.max_ttl is not None and duration > plan.max_ttl:
+        raise TtlExceedsPlanLimit(
+            f"the {plan.name} plan allows a ttl of at most {plan.max_ttl.days}d",
+            upgrade_url="https://artifacta.io/pricing",
+        )
+    return now() + duration
+
+
+def idempotency_key(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_IDEMPOTENCY_KEY or _has_control(value):
+        raise InvalidRequest(f"Idempotency-Key may be at most {MAX_IDEMPOTENCY_KEY} characters")
+    return value
+
+
+def limit(value: str | None, *, default: int = 50, maximum: int = 200) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidRequest(f"limit must be an integer from 1 to {maximum}") from None
+    if not 1 <= number <= maximum:
+        raise InvalidRequest(f"limit must be an integer from 1 to {maximum}")
+    return number
+
+
+def timestamp(value: str | None, name: str) -> datetime | None:
+    """ISO-8601 with Z or an offset, leniently: an unencoded '+' arrives as ' '."""
+    if value is None or value == "":
+        return None
+    text = value.strip().replace(" ", "+")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an ISO-8601 timestamp") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed

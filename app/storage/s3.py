@@ -1,0 +1,255 @@
+"""S3 backend: objects in one bucket, reached through one boto3 client."""
+
+import io
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
+from urllib.parse import quote
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .base import CHUNK_SIZE, ObjectNotFound, PresignedPut, Storage, StorageError, StoredObject
+from .streams import HashingReader
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+# S3's limits: every part but the last is at least 5 MiB, none above 5 GiB.
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * 1024 * MiB
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+@contextmanager
+def _neutral_errors(key: str):
+    """Turn botocore's errors into the neutral ones callers know."""
+    try:
+        yield
+    except ClientError as exc:
+        if _code(exc) in _NOT_FOUND:
+            raise ObjectNotFound(key) from exc
+        raise StorageError(f"S3 refused the request ({_code(exc) or 'unknown'})") from exc
+    except BotoCoreError as exc:
+        raise StorageError("S3 request failed") from exc
+
+
+def _attachment(filename: str) -> str:
+    """`attachment` with an ASCII fallback and the exact name in RFC 5987 form."""
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\;%' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+class _Parts:
+    """Cuts a stream into part_size pieces and holds the current one, the
+    only piece in memory. One byte of look-ahead tells a full piece that ends
+    the stream from one with more to come."""
+
+    def __init__(self, reader: HashingReader, part_size: int):
+        self._reader = reader
+        self._part_size = part_size
+        self._carry = b""
+        self.number = 0
+        self.current = bytearray()
+        self.last = False
+
+    def advance(self) -> None:
+        self.current = bytearray(self._carry)  # the previous piece goes before the next fills
+        self.number += 1
+        while len(self.current) < self._part_size:
+            chunk = self._reader.read(min(CHUNK_SIZE, self._part_size - len(self.current)))
+            if not chunk:
+                self.last = True
+                return
+            self.current += chunk
+        self._carry = self._reader.read(1)
+        self.last = not self._carry
+
+
+class _Body(io.RawIOBase):
+    """A GetObject body whose read errors are neutral ones."""
+
+    def __init__(self, body, key: str):
+        self._body = body
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with _neutral_errors(self._key):
+            return self._body.read(None if size is None or size < 0 else size)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+class S3Storage(Storage):
+    name = "s3"
+
+    def __init__(self, bucket: str, endpoint_url: str | None, region: str, part_size: int):
+        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+            raise ValueError(f"S3 part size must be within {MIN_PART_SIZE}..{MAX_PART_SIZE} bytes")
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.part_size = part_size
+        self._client: BaseClient | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> BaseClient:
+        # Built on first use, not in __init__: resolving credentials may ask
+        # the instance metadata service. boto3 clients are thread-safe, so
+        # every thread then shares this one.
+        with self._client_lock:
+            if self._client is None:
+                self._client = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region,
+                    config=Config(
+                        signature_version="s3v4",
+                        # MinIO and friends serve buckets by path, not by subdomain.
+                        s3={"addressing_style": "path"} if self.endpoint_url else {},
+                    ),
+                )
+            return self._client
+
+    def put_stream(
+        self, key: str, stream: BinaryIO, *, max_size: int, expected_size: int | None = None
+    ) -> StoredObject:
+        reader = HashingReader(stream, max_size=max_size, expected_size=expected_size)
+        parts = _Parts(reader, self.part_size)
+        parts.advance()
+        if parts.last:
+            with _neutral_errors(key):
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=parts.current)
+        else:
+            self._put_multipart(key, parts)
+        return StoredObject(key=key, size=reader.size, sha256=reader.sha256)
+
+    def _put_multipart(self, key: str, parts: _Parts) -> None:
+        """Upload the current part and all that follow, one at a time.
+
+        S3 shows the object only on completion; any failure aborts the upload
+        so no parts linger (and bill) in the bucket.
+        """
+        with _neutral_errors(key):
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        try:
+            done = []
+            while True:
+                with _neutral_errors(key):
+                    response = self.client.upload_part(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=parts.number,
+                        Body=parts.current,
+                    )
+                done.append({"PartNumber": parts.number, "ETag": response["ETag"]})
+                if parts.last:
+                    break
+                parts.advance()
+            with _neutral_errors(key):
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+                )
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (BotoCoreError, ClientError):
+            # The original error matters more; sweep_abandoned collects the rest.
+            logger.warning("could not abort multipart upload %s of %s", upload_id, key, exc_info=True)
+
+    def open_read(self, key: str, byte_range: tuple[int, int] | None = None) -> BinaryIO:
+        params = {"Bucket": self.bucket, "Key": key}
+        if byte_range is not None:
+            params["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+        with _neutral_errors(key):
+            body = self.client.get_object(**params)["Body"]
+        return _Body(body, key)
+
+    def stat(self, key: str) -> int:
+        with _neutral_errors(key):
+            return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+
+    def delete(self, key: str) -> None:
+        # S3 answers 204 whether or not the key existed.
+        with _neutral_errors(key):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def presign_get(
+        self, key: str, *, expires_in: int, filename: str | None = None, content_type: str | None = None
+    ) -> str | None:
+        params = {"Bucket": self.bucket, "Key": key}
+        if filename is not None:
+            params["ResponseContentDisposition"] = _attachment(filename)
+        if content_type is not None:
+            params["ResponseContentType"] = content_type
+        with _neutral_errors(key):
+            return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def presign_put(self, key: str, *, expires_in: int, size: int, content_type: str) -> PresignedPut | None:
+        # Content-Length and Content-Type are both signed: S3 refuses a body
+        # of any other size or type, so the reservation bounds the upload.
+        params = {"Bucket": self.bucket, "Key": key, "ContentLength": size, "ContentType": content_type}
+        with _neutral_errors(key):
+            url = self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+        return PresignedPut(url=url, headers={"Content-Type": content_type})
+
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 bucket {self.bucket!r} is not reachable") from exc
+
+    def sweep_abandoned(self, older_than_seconds: int) -> tuple[int, int]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        count = freed = 0
+        with _neutral_errors(self.bucket):
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] >= cutoff:
+                        continue
+                    try:
+                        size = self._uploaded_bytes(upload["Key"], upload["UploadId"])
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                    except ClientError as exc:
+                        if _code(exc) == "NoSuchUpload":  # completed or aborted meanwhile
+                            continue
+                        raise
+                    count += 1
+                    freed += size
+        return count, freed
+
+    def _uploaded_bytes(self, key: str, upload_id: str) -> int:
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=key, UploadId=upload_id
+        )
+        return sum(part["Size"] for page in pages for part in page.get("Parts", []))
+
+    def iter_keys(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        with _neutral_errors(prefix):
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"], obj["Size"], obj["LastModified"].timestamp()

@@ -10,9 +10,11 @@ import math
 import time
 
 from flask import Flask, Response, current_app
+from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
 from .auth import current_principal
+from .errors import RateLimited, error_response
 from .extensions import limiter
 
 # The sustained rate is enforced over this window, the burst over one second.
@@ -57,7 +59,21 @@ def _retry_after_only_on_429(response: Response) -> Response:
     return response
 
 
+def _rate_limited(exc: RateLimitExceeded):
+    seconds = seconds_until_reset()
+    # The SDK reads retry_after_seconds, the MCP client retry_after.
+    return error_response(
+        RateLimited(
+            f"Rate limit exceeded ({exc.description}); retry in {seconds} s.",
+            retry_after_seconds=seconds,
+            retry_after=seconds,
+            headers={"Retry-After": str(seconds)},
+        )
+    )
+
+
 def init_rate_limits(app: Flask) -> None:
     # Registered before the limiter's own hook, so it runs after it.
     app.after_request(_retry_after_only_on_429)
+    app.register_error_handler(RateLimitExceeded, _rate_limited)
     limiter.init_app(app)

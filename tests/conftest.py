@@ -68,8 +68,14 @@ def base_overrides(tmp_path: Path, database_url: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "STORAGE_BACKEND": "local",
         "STORAGE_LOCAL_ROOT": str(tmp_path / "storage"),
-        "RATELIMIT_ENABLED": False,
+        # The limiter stays on (its on/off switch is process-wide), with limits
+        # no functional test reaches; tests/api/test_rate_limits.py lowers them.
+        "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": "memory://",
+        "RATE_LIMIT_BURST": 1_000_000,
+        "RATE_LIMIT_SUSTAINED": 1_000_000,
+        "RATE_LIMIT_ANONYMOUS": "1000000 per second",
+        "RATE_LIMIT_PUBLIC": "1000000 per second",
         "MIGRATIONS_DIR": str(ROOT / "migrations"),
     }
 
@@ -95,7 +101,6 @@ def app(migrated_app, tmp_path):
     """The migrated app with empty tables, fresh storage and a reset clock."""
     app = migrated_app
     app.config["STORAGE_LOCAL_ROOT"] = str(tmp_path / "storage")
-    app.config["RATELIMIT_ENABLED"] = False
     app.extensions["hoard_storage"] = None
     clock.reset()
     with app.app_context():

@@ -38,7 +38,7 @@ def require_commands(*names: str, what: str) -> None:
     missing = [name for name in names if shutil.which(name) is None]
     if not missing:
         return
-    message = f"{what} needs {', '.join(missing)} on PATH"
+    message = f"{', '.join(missing)} not found on PATH (needed by {what})"
     if IN_CI:
         pytest.fail(message + " (CI=true: a missing tool is a failure)")
     pytest.skip(message)

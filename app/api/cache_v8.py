@@ -73,7 +73,7 @@ def upload(artifact_hash: str):
         client_interactive=parsing.header_flag("x-artifact-client-interactive"),
     )
     cache.put_artifact(
-        tenant, artifact_hash, request.stream, content_length=request.content_length, headers=headers
+        tenant, artifact_hash, parsing.body_stream(), content_length=request.content_length, headers=headers
     )
     url = url_for("cache.download", artifact_hash=artifact_hash, _external=True)
     return jsonify(urls=[url]), 202

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from flask import current_app, request
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import FileTooLarge, InvalidRequest
 from ..services.validation import METADATA_KEY
@@ -120,3 +120,23 @@ def metadata_filters(args) -> dict[str, str]:
                 raise InvalidRequest(f"metadata filter key {key!r} is invalid")
             filters[key] = value
     return filters
+
+
+class _RequestBody:
+    """The request stream, read by storage. A read that fails (the connection
+    dropped mid-body, a malformed chunk) is the client's fault: a 400, with
+    nothing stored, rather than an unexpected 500."""
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except (OSError, ClientDisconnected):
+            raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
+
+
+def body_stream() -> BinaryIO:
+    """The raw request body for streaming to storage; never buffered."""
+    return _RequestBody(request.stream)

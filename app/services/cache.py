@@ -101,7 +101,9 @@ def put_artifact(
     """Store a body under the hash, replacing any earlier one atomically."""
     validate_hash(artifact_hash)
     check_upload_size(content_length)
-    _require_usable(tenant, adding=content_length or 0)
+    # A replacement frees the version it replaces: only the growth counts.
+    replaced = db.session.get(CacheEntry, (tenant.id, artifact_hash))
+    _require_usable(tenant, adding=(content_length or 0) - (replaced.size_bytes if replaced else 0))
     store = get_storage()
     key = keys.cache_object(tenant.id, artifact_hash)
     try:
@@ -252,11 +254,9 @@ def _event_row(tenant, index, event, client_ci, client_interactive) -> CacheEven
 
     if not isinstance(event, dict):
         raise bad("must be an object")
-    session_id = event.get("sessionId")
-    try:
-        uuid.UUID(str(session_id))
-    except ValueError:
-        raise bad("sessionId must be a UUID") from None
+    session_id = _canonical_uuid(event.get("sessionId"))
+    if session_id is None:
+        raise bad("sessionId must be a UUID")
     if event.get("source") not in ("LOCAL", "REMOTE"):
         raise bad("source must be LOCAL or REMOTE")
     if event.get("event") not in ("HIT", "MISS"):
@@ -271,7 +271,7 @@ def _event_row(tenant, index, event, client_ci, client_interactive) -> CacheEven
         raise bad("duration must be a non-negative number")
     return CacheEvent(
         tenant_id=tenant.id,
-        session_id=str(session_id),
+        session_id=session_id,
         source=event["source"],
         event=event["event"],
         hash=artifact_hash,
@@ -279,3 +279,14 @@ def _event_row(tenant, index, event, client_ci, client_interactive) -> CacheEven
         client_ci=client_ci,
         client_interactive=client_interactive,
     )
+
+
+def _canonical_uuid(value: object) -> str | None:
+    # uuid.UUID also takes braces, a urn: prefix and any number of dashes;
+    # the canonical form is what is stored (and what fits the column).
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None

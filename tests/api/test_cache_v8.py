@@ -1,5 +1,6 @@
 """The /v8 Turborepo remote cache API, per ../shared/specs/cache-v8.md."""
 
+import contextvars
 import io
 import os
 import re
@@ -9,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import clock
@@ -107,6 +109,28 @@ def entry_row(tenant_id: str, artifact_hash: str) -> CacheEntry | None:
 
 def event_count() -> int:
     return db.session.scalar(select(func.count()).select_from(CacheEvent))
+
+
+class RequestScopedClient(FlaskClient):
+    """Runs each request in its own app context, as a real server does.
+
+    The `app` fixture keeps one app context open for the whole test; a request
+    pushed inside it would share `g` (where auth caches the caller) and the
+    database session with every other request of the test, so a second key
+    would be answered as the first.
+    """
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    app.test_client_class = RequestScopedClient
+    try:
+        yield app.test_client()
+    finally:
+        app.test_client_class = None
 
 
 @pytest.fixture
@@ -808,7 +832,7 @@ def test_another_tenants_artifact_looks_exactly_like_a_missing_one(client, auth,
 
     assert _comparable(foreign, HASH) == _comparable(missing, OTHER_HASH)
     assert foreign.status_code == (200 if operation == "query" else 404)
-    assert not any(name.lower().startswith("x-artifact-") for name in foreign.headers)
+    assert not any(name.lower().startswith("x-artifact-") for name in foreign.headers.keys())
 
 
 def test_two_tenants_store_the_same_hash_independently(client, auth, tenant, globex):

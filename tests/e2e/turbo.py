@@ -141,6 +141,7 @@ def install(install_dir: Path = INSTALL_DIR) -> Path:
             raise RuntimeError(f"npm install turbo@{TURBO_VERSION} failed:\n{result.stderr[-3000:]}")
         if (version := installed_version(binary_path(staging))) != TURBO_VERSION:
             raise RuntimeError(f"npm installed turbo {version!r}, expected {TURBO_VERSION}")
+        staging.chmod(0o755)
         shutil.rmtree(install_dir, ignore_errors=True)
         try:
             staging.rename(install_dir)
@@ -282,11 +283,19 @@ def run_build(
         **(env or {}),
     }
     result = subprocess.run(
-        args, cwd=repo, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+        args,
+        cwd=repo,
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
     )
     summaries = sorted((repo / ".turbo" / "runs").glob("*.json"))
     if len(summaries) != 1:
-        raise AssertionError(f"expected one run summary, found {len(summaries)}; turbo said:\n{result.stdout}")
+        raise AssertionError(
+            f"expected one run summary, found {len(summaries)}; turbo said:\n{result.stdout}"
+        )
     return Run(
         returncode=result.returncode, output=result.stdout, summary=json.loads(summaries[0].read_text())
     )

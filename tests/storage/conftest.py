@@ -1,0 +1,148 @@
+"""Both storage backends behind one `storage` fixture: local files under
+tmp_path, and S3 against a real moto server over HTTP (no mocking inside
+boto3). A `probe` looks behind each backend for half-written uploads."""
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from app.storage.local import LocalStorage
+from app.storage.s3 import S3Storage
+
+REGION = "us-east-1"
+PART_SIZE = 5 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def aws_env(tmp_path_factory):
+    """Dummy credentials, and no profile or config file from the machine."""
+    empty = tmp_path_factory.mktemp("aws") / "none"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_CONFIG_FILE", str(empty))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            mp.delenv(name, raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_server(aws_env):
+    """The endpoint URL of a moto server on a free local port."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_client(moto_server):
+    """A client of our own, to look at the bucket without going through S3Storage."""
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name=REGION,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+
+
+@pytest.fixture
+def bucket(s3_client):
+    """A fresh bucket per test, emptied and removed afterwards."""
+    name = f"hoard-test-{secrets.token_hex(6)}"
+    s3_client.create_bucket(Bucket=name)
+    yield name
+    for upload in s3_client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+        s3_client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for obj in page.get("Contents", []):
+            s3_client.delete_object(Bucket=name, Key=obj["Key"])
+    s3_client.delete_bucket(Bucket=name)
+
+
+class LocalProbe:
+    def __init__(self, root: Path):
+        self.tmp = root / ".tmp"
+
+    def leftovers(self) -> list[str]:
+        """Temporary files of uploads in flight or left behind."""
+        return sorted(p.name for p in self.tmp.iterdir()) if self.tmp.exists() else []
+
+    def abandon(self, size: int) -> None:
+        """A temporary file some crashed upload left two hours ago."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        path = self.tmp / "put-crashed.part"
+        path.write_bytes(b"x" * size)
+        old = time.time() - 7200
+        os.utime(path, (old, old))
+
+
+class S3Probe:
+    def __init__(self, client, bucket: str):
+        self.client = client
+        self.bucket = bucket
+
+    def leftovers(self) -> list[str]:
+        """Multipart uploads neither completed nor aborted."""
+        uploads = self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+        return sorted(upload["Key"] for upload in uploads)
+
+    def abandon(self, size: int) -> None:
+        """A multipart upload with one part that nobody will complete.
+
+        moto dates every upload in 2010, so it is old to any sweep."""
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key="staging/crashed")
+        self.client.upload_part(
+            Bucket=self.bucket,
+            Key="staging/crashed",
+            UploadId=upload["UploadId"],
+            PartNumber=1,
+            Body=b"x" * size,
+        )
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request, tmp_path):
+    """(storage, probe) for each backend; moto starts only for S3."""
+    if request.param == "local":
+        root = tmp_path / "storage"
+        return LocalStorage(str(root)), LocalProbe(root)
+    bucket = request.getfixturevalue("bucket")
+    storage = S3Storage(
+        bucket=bucket, endpoint_url=request.getfixturevalue("moto_server"), region=REGION, part_size=PART_SIZE
+    )
+    return storage, S3Probe(request.getfixturevalue("s3_client"), bucket)
+
+
+@pytest.fixture
+def storage(backend):
+    return backend[0]
+
+
+@pytest.fixture
+def probe(backend):
+    return backend[1]
+
+
+@pytest.fixture(params=["local", "s3"])
+def broken_storage(request, tmp_path):
+    """Each backend pointed at somewhere it cannot serve from."""
+    if request.param == "local":
+        blocker = tmp_path / "a-file"
+        blocker.write_bytes(b"")
+        # Under a regular file no directory can be made, even by root.
+        return LocalStorage(str(blocker / "storage"))
+    return S3Storage(
+        bucket="hoard-no-such-bucket",
+        endpoint_url=request.getfixturevalue("moto_server"),
+        region=REGION,
+        part_size=PART_SIZE,
+    )

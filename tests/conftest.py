@@ -1,13 +1,18 @@
 """Fixtures: the app on SQLite and on PostgreSQL, migrated to head once per
 run, with every table emptied between tests; a test client and CLI runner."""
 
+import contextvars
 import secrets
 import shutil
 from pathlib import Path
 
+import boto3
 import pytest
 import sqlalchemy as sa
+from botocore.config import Config
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from moto.server import ThreadedMotoServer
 
 from app import clock, create_app
 from app.extensions import db
@@ -15,6 +20,7 @@ from tests import services_env
 from tests.factories import bearer, make_tenant
 
 ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
 
 
 def _create_postgres_database() -> str:
@@ -113,9 +119,25 @@ def app(migrated_app, tmp_path):
     shutil.rmtree(tmp_path / "storage", ignore_errors=True)
 
 
+class RequestScopedClient(FlaskClient):
+    """Runs each request in its own context, as a real server does.
+
+    The `app` fixture keeps an app context open for the whole test; a request
+    pushed inside it would share `g` (where auth caches the caller) and the
+    database session with every other request of the test.
+    """
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    app.test_client_class = RequestScopedClient
+    try:
+        yield app.test_client()
+    finally:
+        app.test_client_class = None
 
 
 @pytest.fixture
@@ -131,3 +153,38 @@ def tenant_and_key(app):
 @pytest.fixture
 def auth(tenant_and_key):
     return bearer(tenant_and_key[1])
+
+
+@pytest.fixture(scope="session")
+def aws_env(tmp_path_factory):
+    """Dummy credentials, and no profile or config file from the machine."""
+    empty = tmp_path_factory.mktemp("aws") / "none"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_CONFIG_FILE", str(empty))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            mp.delenv(name, raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_server(aws_env):
+    """The endpoint URL of a moto server on a free local port."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_client(moto_server):
+    """A client of our own, to look at the bucket without going through S3Storage."""
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name=REGION,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )

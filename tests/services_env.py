@@ -27,18 +27,19 @@ def reachable(url: str) -> bool:
 def require(url: str, what: str) -> None:
     if reachable(url):
         return
-    message = f"{what} is not reachable at {url}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: a missing service is a failure)")
-    pytest.skip(message)
+    missing(f"{what} is not reachable at {url}")
 
 
 def require_commands(*names: str, what: str) -> None:
     """Each named program is on PATH; else fail under CI=true, skip elsewhere."""
-    missing = [name for name in names if shutil.which(name) is None]
-    if not missing:
+    absent = [name for name in names if shutil.which(name) is None]
+    if not absent:
         return
-    message = f"{', '.join(missing)} not found on PATH (needed by {what})"
+    missing(f"{', '.join(absent)} not found on PATH (needed by {what})")
+
+
+def missing(message: str) -> None:
+    """A required tool or service is absent: fail under CI, skip elsewhere."""
     if IN_CI:
-        pytest.fail(message + " (CI=true: a missing tool is a failure)")
+        pytest.fail(message + " (CI=true: a missing dependency is a failure)")
     pytest.skip(message)

@@ -1,6 +1,6 @@
 """Turborepo Remote Cache API (/v8/artifacts), per ../shared/specs/cache-v8.md."""
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
 from ..auth import require_tenant
 from ..services import cache
@@ -75,8 +75,7 @@ def upload(artifact_hash: str):
     cache.put_artifact(
         tenant, artifact_hash, parsing.body_stream(), content_length=request.content_length, headers=headers
     )
-    url = url_for("cache.download", artifact_hash=artifact_hash, _external=True)
-    return jsonify(urls=[url]), 202
+    return jsonify(urls=[f"{parsing.base_url()}/v8/artifacts/{artifact_hash}"]), 202
 
 
 @_route("/<path:artifact_hash>", methods=["GET", "HEAD"])

@@ -43,7 +43,7 @@ from .plans import plan_for
 ARTIFACT_ID = re.compile(r"^art_[A-Za-z0-9]{16}$")
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 UPLOAD_URL_SECONDS = 3600
-UPGRADE_URL = "https://artifacta.io/pricing"
+UPGRADE_URL = validation.UPGRADE_URL
 _ALNUM = string.ascii_letters + string.digits
 
 

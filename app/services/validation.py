@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..clock import now
 from ..errors import InvalidRequest, TtlExceedsPlanLimit
-from .plans import Plan
+from .plans import PLANS, Plan
 
 METADATA_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 MAX_METADATA_BYTES = 8 * 1024
@@ -17,6 +17,7 @@ DEFAULT_TTL = "30d"
 _TTL = re.compile(r"^([1-9][0-9]{0,9})([smhdw])$")
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 OCTET_STREAM = "application/octet-stream"
+UPGRADE_URL = "https://artifacta.io/pricing"
 
 
 @dataclass
@@ -90,34 +91,38 @@ def metadata(value: object) -> dict[str, str]:
     return value
 
 
-def ttl_duration(value: object) -> timedelta | None:
-    """`<n>s|m|h|d|w` → the duration; `never` → None."""
+def ttl_seconds(value: object) -> int | None:
+    """`<n>s|m|h|d|w` → whole seconds; `never` → None."""
     if value == "never":
         return None
     if not isinstance(value, str) or not (match := _TTL.match(value)):
         raise InvalidRequest("ttl must look like 30d, 12h, 90m, 45s, 2w or be 'never'")
-    seconds = int(match.group(1)) * _TTL_UNITS[match.group(2)]
-    if seconds > 100 * 365 * 86400:
-        raise InvalidRequest("ttl is too long")
-    return timedelta(seconds=seconds)
+    return int(match.group(1)) * _TTL_UNITS[match.group(2)]
 
 
 def expiry(value: object, plan: Plan) -> datetime | None:
     """The expiry for a TTL under the plan's limits (None: never expires)."""
-    duration = ttl_duration(DEFAULT_TTL if value in (None, "") else value)
-    if duration is None:
+    seconds = ttl_seconds(DEFAULT_TTL if value in (None, "") else value)
+    if seconds is None:
         if not plan.allows_never:
             raise TtlExceedsPlanLimit(
                 f"ttl 'never' is not available on the {plan.name} plan",
-                upgrade_url="https://artifacta.io/pricing",
+                **_upgrade(lambda other: other.allows_never),
             )
         return None
-    if plan.max_ttl is not None and duration > plan.max_ttl:
+    # Compared in seconds: a well-formed but huge TTL (9999999999w) is over
+    # the plan's limit, not a timedelta overflow.
+    if seconds > plan.max_ttl.total_seconds():
         raise TtlExceedsPlanLimit(
             f"the {plan.name} plan allows a ttl of at most {plan.max_ttl.days}d",
-            upgrade_url="https://artifacta.io/pricing",
+            **_upgrade(lambda other: seconds <= other.max_ttl.total_seconds()),
         )
-    return now() + duration
+    return now() + timedelta(seconds=seconds)
+
+
+def _upgrade(allows) -> dict:
+    """`upgrade_url`, when some plan would allow what this one does not."""
+    return {"upgrade_url": UPGRADE_URL} if any(allows(plan) for plan in PLANS.values()) else {}
 
 
 def idempotency_key(value: str | None) -> str | None:

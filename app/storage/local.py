@@ -12,6 +12,11 @@ from .base import ObjectNotFound, Storage, StorageError, StoredObject
 from .streams import CHUNK_SIZE, HashingReader
 
 _TMP_DIR = ".tmp"
+# mkstemp creates files 0600; stored objects follow the process umask instead,
+# so a front server (nginx serving X-Accel-Redirect) in the group can read them.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 
 
 class _RangeReader(io.RawIOBase):
@@ -62,6 +67,7 @@ class LocalStorage(Storage):
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="put-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), _FILE_MODE)
                 for chunk in reader.chunks(CHUNK_SIZE):
                     fh.write(chunk)
                 fh.flush()

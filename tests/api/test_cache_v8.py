@@ -1,6 +1,5 @@
 """The /v8 Turborepo remote cache API, per ../shared/specs/cache-v8.md."""
 
-import contextvars
 import io
 import os
 import re
@@ -10,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import clock
@@ -111,28 +109,6 @@ def event_count() -> int:
     return db.session.scalar(select(func.count()).select_from(CacheEvent))
 
 
-class RequestScopedClient(FlaskClient):
-    """Runs each request in its own app context, as a real server does.
-
-    The `app` fixture keeps one app context open for the whole test; a request
-    pushed inside it would share `g` (where auth caches the caller) and the
-    database session with every other request of the test, so a second key
-    would be answered as the first.
-    """
-
-    def open(self, *args, **kwargs):
-        return contextvars.Context().run(super().open, *args, **kwargs)
-
-
-@pytest.fixture
-def client(app):
-    app.test_client_class = RequestScopedClient
-    try:
-        yield app.test_client()
-    finally:
-        app.test_client_class = None
-
-
 @pytest.fixture
 def tenant(tenant_and_key):
     return tenant_and_key[0]
@@ -154,6 +130,14 @@ def test_put_accepts_with_202_and_the_artifact_url(client, auth):
     assert response.status_code == 202
     assert response.mimetype == "application/json"
     assert response.get_json() == {"urls": [f"http://localhost/v8/artifacts/{HASH}"]}
+
+
+def test_the_artifact_url_uses_the_public_base_url(client, auth, app, monkeypatch):
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://cache.example.com")
+
+    response = put(client, auth)
+
+    assert response.get_json() == {"urls": [f"https://cache.example.com/v8/artifacts/{HASH}"]}
 
 
 def test_get_returns_the_exact_bytes_and_every_stored_header(client, auth):
@@ -272,6 +256,14 @@ def test_a_download_under_way_finishes_with_the_version_it_started(client, auth)
     finally:
         streaming.close()
     assert client.get(f"/v8/artifacts/{HASH}", headers=auth).data == b"replacement"
+
+
+def test_an_entry_whose_object_vanished_is_a_miss_not_a_fault(client, auth, app):
+    put(client, auth)
+    for path in stored_files(app):
+        path.unlink()
+
+    assert_error(client.get(f"/v8/artifacts/{HASH}", headers=auth), 404)
 
 
 def test_missing_artifact_is_a_json_404(client, auth):
@@ -406,9 +398,7 @@ def test_query_rejects_a_malformed_body(client, auth, payload):
 
 @pytest.mark.parametrize("data", [b"", b"{not json", b"\xff\xfe"], ids=["empty", "broken", "not-utf8"])
 def test_query_rejects_a_body_that_is_not_json(client, auth, data):
-    response = client.post(
-        "/v8/artifacts", data=data, headers={**auth, "Content-Type": "application/json"}
-    )
+    response = client.post("/v8/artifacts", data=data, headers={**auth, "Content-Type": "application/json"})
 
     assert_error(response, 400, "invalid_request")
 
@@ -466,7 +456,7 @@ def _cache_calls():
     ids=["disabled", "paused", "over-quota"],
 )
 def test_an_unusable_cache_answers_403_with_the_code_turbo_understands(
-    client, auth, tenant, app, method, path, kwargs, setting, code
+    client, auth, tenant, method, path, kwargs, setting, code
 ):
     put(client, auth)
     tenants.update_tenant(tenant, **setting)
@@ -588,7 +578,9 @@ def test_a_malformed_event_names_its_index_and_nothing_is_stored(client, auth, b
 
 
 @pytest.mark.parametrize(
-    "data", [b"", b"{}", b'{"events": []}', b'"HIT"', b"[{"], ids=["empty", "object", "wrapped", "string", "broken"]
+    "data",
+    [b"", b"{}", b'{"events": []}', b'"HIT"', b"[{"],
+    ids=["empty", "object", "wrapped", "string", "broken"],
 )
 def test_events_body_must_be_a_json_array(client, auth, data):
     response = client.post(
@@ -718,7 +710,7 @@ def test_naming_another_team_is_403_naming_the_keys_team(client, auth, tenant, g
     ],
     ids=["put", "get", "head", "query", "events", "status"],
 )
-def test_every_endpoint_refuses_a_foreign_team(client, auth, tenant, globex, app, method, path, kwargs):
+def test_every_endpoint_refuses_a_foreign_team(client, auth, tenant, globex, method, path, kwargs):
     other, other_auth = globex
     put(client, other_auth, body=b"globex's")
 
@@ -764,9 +756,7 @@ CREDENTIALS = {
 
 @pytest.mark.parametrize(("method", "path", "kwargs"), ENDPOINTS, ids=ENDPOINT_IDS)
 @pytest.mark.parametrize("credential", list(CREDENTIALS))
-def test_every_endpoint_requires_a_valid_key(
-    client, app, tenant_and_key, method, path, kwargs, credential
-):
+def test_every_endpoint_requires_a_valid_key(client, app, tenant_and_key, method, path, kwargs, credential):
     tenant, key = tenant_and_key
     headers = CREDENTIALS[credential](tenant, key)
 
@@ -832,14 +822,16 @@ def test_another_tenants_artifact_looks_exactly_like_a_missing_one(client, auth,
 
     assert _comparable(foreign, HASH) == _comparable(missing, OTHER_HASH)
     assert foreign.status_code == (200 if operation == "query" else 404)
-    assert not any(name.lower().startswith("x-artifact-") for name in foreign.headers.keys())
+    assert not any(name.lower().startswith("x-artifact-") for name, _ in foreign.headers.items())
 
 
 def test_two_tenants_store_the_same_hash_independently(client, auth, tenant, globex):
     other, other_auth = globex
     put(client, auth, headers=METADATA)
 
-    assert put(client, other_auth, body=b"globex bytes", headers={"x-artifact-duration": "9"}).status_code == 202
+    assert (
+        put(client, other_auth, body=b"globex bytes", headers={"x-artifact-duration": "9"}).status_code == 202
+    )
 
     mine = client.get(f"/v8/artifacts/{HASH}", headers=auth)
     theirs = client.get(f"/v8/artifacts/{HASH}", headers=other_auth)
@@ -909,7 +901,7 @@ def test_a_streamed_body_is_stored(client, auth):
     assert got.headers["Content-Length"] == str(len(BODY))
 
 
-def test_a_streamed_body_over_the_max_is_413_and_stores_nothing(client, auth, app, tenant, small_max):
+def test_a_streamed_body_over_the_max_is_413_and_stores_nothing(client, auth, app, small_max):
     put(client, auth, body=b"previous")
 
     response = put_chunked(client, auth, HASH, b"y" * (small_max + 1), headers={"x-artifact-duration": "1"})

@@ -64,12 +64,6 @@ def repo(monorepo_template, tmp_path) -> Path:
     return Path(shutil.copytree(monorepo_template, tmp_path / "repo", symlinks=True))
 
 
-@pytest.fixture
-def new_tenant(hoard):
-    """Fresh tenants, so no scenario sees another's cache."""
-    return lambda label: hoard.create_tenant(f"turbo-{label}-{secrets.token_hex(3)}")
-
-
 def query_cache(hoard, tenant, hashes) -> dict:
     response = requests.post(
         f"{hoard.url}/v8/artifacts",
@@ -82,6 +76,7 @@ def query_cache(hoard, tenant, hashes) -> dict:
 
 
 def stored_objects(hoard, tenant) -> list[Path]:
+    """The tenant's cache objects in local storage (cache/<tenant>/<hash>/<version>)."""
     tenant_root = hoard.var_dir / "storage" / "cache" / tenant.id
     return sorted(path for path in tenant_root.rglob("*") if path.is_file())
 
@@ -112,7 +107,7 @@ def expected_tag(artifact_hash: str, team_id: str, body: bytes) -> str:
     "scenario", ["slug", "signed", "team-id-as-slug", "teamid-env", "signed-teamid-and-slug"]
 )
 def test_second_run_replays_every_task_from_hoard(scenario, turbo_binary, hoard, repo, new_tenant):
-    tenant = new_tenant(scenario)
+    tenant = new_tenant()  # fresh, so no scenario sees another's cache
     team = team_for(scenario, tenant)
     turbo.write_turbo_json(repo, signature=team.signed)
 
@@ -175,7 +170,7 @@ def unknown_key() -> str:
 def test_refused_credentials_still_build_and_store_nothing(
     scenario, refused_with, turbo_binary, hoard, repo, new_tenant
 ):
-    tenant, other = new_tenant(scenario), new_tenant(f"{scenario}-other")
+    tenant, other = new_tenant(), new_tenant()
     if scenario == "unknown-key":
         token, team = unknown_key(), tenant.slug
     else:

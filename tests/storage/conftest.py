@@ -7,51 +7,13 @@ import secrets
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from app.storage.local import LocalStorage
 from app.storage.s3 import S3Storage
 
 REGION = "us-east-1"
 PART_SIZE = 5 * 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def aws_env(tmp_path_factory):
-    """Dummy credentials, and no profile or config file from the machine."""
-    empty = tmp_path_factory.mktemp("aws") / "none"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_CONFIG_FILE", str(empty))
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            mp.delenv(name, raising=False)
-        yield
-
-
-@pytest.fixture(scope="session")
-def moto_server(aws_env):
-    """The endpoint URL of a moto server on a free local port."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_client(moto_server):
-    """A client of our own, to look at the bucket without going through S3Storage."""
-    return boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name=REGION,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
 
 
 @pytest.fixture

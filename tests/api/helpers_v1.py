@@ -1,0 +1,250 @@
+"""Helpers for the /v1 API tests: requests shaped the way the official
+clients send them (../shared/specs/artifacts-v1.md, artifacta-sdk notes),
+and the assertions every test makes about envelopes and objects."""
+
+import base64
+import contextvars
+import io
+import re
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+
+from app.extensions import db
+from tests.factories import bearer, make_tenant
+
+ARTIFACT_FIELDS = {
+    "artifact_id",
+    "filename",
+    "content_type",
+    "size_bytes",
+    "content_hash",
+    "session_id",
+    "agent_id",
+    "metadata",
+    "status",
+    "created_at",
+    "expires_at",
+    "deleted_at",
+}
+ARTIFACT_ID = re.compile(r"^art_[A-Za-z0-9]{16}$")
+LINK_ID = re.compile(r"^lnk_[A-Za-z0-9]{20}$")
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+MISSING_ID = "art_0000000000000000"
+BOUNDARY = "hoard-test-boundary-7MA4YWxkTrZu0gW"
+UPGRADE_URL = "https://artifacta.io/pricing"
+
+
+class RequestScopedClient(FlaskClient):
+    """Each request in its own app context, as under a real server.
+
+    The `app` fixture holds one app context for the whole test; requests
+    pushed inside it would share `g` (the cached caller) and the database
+    session, so a second tenant's key would be answered as the first.
+    """
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    app.test_client_class = RequestScopedClient
+    try:
+        yield app.test_client()
+    finally:
+        app.test_client_class = None
+
+
+@pytest.fixture
+def tenant(tenant_and_key):
+    return tenant_and_key[0]
+
+
+@pytest.fixture
+def other(app):
+    """A second pro tenant: (tenant, auth headers)."""
+    tenant, key = make_tenant("globex")
+    return tenant, bearer(key)
+
+
+@pytest.fixture
+def free(app):
+    """A free-plan tenant: (tenant, auth headers)."""
+    tenant, key = make_tenant("freeco", plan="free")
+    return tenant, bearer(key)
+
+
+# ---------------------------------------------------------------- assertions
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """The /v1 envelope, exactly: {"error": {"code", "message", "status", ...}}."""
+    assert response.status_code == status, response.data[:500]
+    assert response.mimetype == "application/json"
+    if response.request.method == "HEAD":
+        assert response.data == b""
+        return {}
+    body = response.get_json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert error["code"] == code, error
+    assert error["status"] == status
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+def assert_artifact(body: dict, **expected) -> dict:
+    """Every field, typed as the clients format them, plus the given values."""
+    assert set(body) == ARTIFACT_FIELDS, body
+    assert ARTIFACT_ID.match(body["artifact_id"])
+    assert isinstance(body["size_bytes"], int) and not isinstance(body["size_bytes"], bool)
+    assert isinstance(body["metadata"], dict)
+    assert body["status"] in ("pending", "active")
+    assert TIMESTAMP.match(body["created_at"])
+    for name in ("expires_at", "deleted_at"):
+        assert body[name] is None or TIMESTAMP.match(body[name])
+    if body["status"] == "active":
+        assert re.fullmatch(r"[0-9a-f]{64}", body["content_hash"])
+    for name, value in expected.items():
+        assert body[name] == value, (name, body[name], value)
+    return body
+
+
+def ts(value: str) -> datetime:
+    """A wire timestamp as the naive UTC datetime the app keeps."""
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def wire(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def path_of(url: str) -> str:
+    """A URL the app handed out, as a path the test client can request."""
+    parts = urlsplit(url)
+    assert parts.scheme == "http" and parts.netloc == "localhost", url
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def stored_files(app) -> list[Path]:
+    """Published objects (temporary files excluded)."""
+    root = Path(app.config["STORAGE_LOCAL_ROOT"])
+    if not root.exists():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and ".tmp" not in p.relative_to(root).parts)
+
+
+def count_rows(model) -> int:
+    from sqlalchemy import func, select
+
+    db.session.rollback()  # see the requests' commits, hold no snapshot
+    try:
+        return db.session.scalar(select(func.count()).select_from(model))
+    finally:
+        db.session.rollback()
+
+
+# ---------------------------------------------------------------- requests
+
+
+def _quote_filename(name: str) -> bytes:
+    """httpx's multipart filename encoding: '"' and controls as %XX, '\\'
+    doubled, everything else raw UTF-8."""
+    out = []
+    for char in name:
+        if char == '"' or ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"%{ord(char):02X}")
+        elif char == "\\":
+            out.append("\\\\")
+        else:
+            out.append(char)
+    return "".join(out).encode()
+
+
+def multipart_body(
+    fields=(), *, data: bytes = b"hello", filename: str | None = "hello.txt", part_type: str | None = None
+) -> bytes:
+    """Text fields first, then the `file` part, as the SDK sends them."""
+    chunks = []
+    for name, value in fields:
+        chunks += [
+            f"--{BOUNDARY}\r\n".encode(),
+            f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode(),
+            value.encode() + b"\r\n",
+        ]
+    disposition = b'Content-Disposition: form-data; name="file"'
+    if filename is not None:
+        disposition += b'; filename="' + _quote_filename(filename) + b'"'
+    chunks += [f"--{BOUNDARY}\r\n".encode(), disposition + b"\r\n"]
+    if part_type is not None:
+        chunks.append(f"Content-Type: {part_type}\r\n".encode())
+    chunks += [b"\r\n", data, f"\r\n--{BOUNDARY}--\r\n".encode()]
+    return b"".join(chunks)
+
+
+def upload(
+    client,
+    auth,
+    data: bytes = b"hello",
+    *,
+    filename: str | None = "hello.txt",
+    part_type: str | None = "text/plain",
+    fields: dict | list | None = None,
+    headers: dict | None = None,
+    chunked: bool = False,
+):
+    """POST /v1/artifacts as multipart/form-data."""
+    pairs = list(fields.items()) if isinstance(fields, dict) else list(fields or [])
+    body = multipart_body(pairs, data=data, filename=filename, part_type=part_type)
+    all_headers = {**auth, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}", **(headers or {})}
+    if chunked:
+        # As a server that decodes chunked transfer encoding hands it over.
+        return client.post(
+            "/v1/artifacts",
+            input_stream=io.BytesIO(body),
+            headers={**all_headers, "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+    return client.post("/v1/artifacts", data=body, headers=all_headers)
+
+
+def upload_json(client, auth, data: bytes = b"hello", *, headers: dict | None = None, **fields):
+    """POST /v1/artifacts as JSON with base64 content."""
+    body = {"filename": "hello.txt", "content": base64.b64encode(data).decode(), **fields}
+    return client.post("/v1/artifacts", json=body, headers={**auth, **(headers or {})})
+
+
+def create(client, auth, data: bytes = b"hello", **fields) -> dict:
+    """An active artifact made through the JSON form; its body."""
+    response = upload_json(client, auth, data, **fields)
+    assert response.status_code == 201, response.data
+    return response.get_json()
+
+
+def reserve(client, auth, size: int = 5, **fields):
+    body = {"filename": "big.bin", "content_type": "application/x-tar", "size_bytes": size, **fields}
+    return client.post("/v1/artifacts/upload-url", json=body, headers=auth)
+
+
+def put_bytes(client, ticket: dict, data: bytes, headers: dict | None = None):
+    """The presigned PUT as the SDK makes it: upload_headers only, no auth."""
+    return client.put(
+        path_of(ticket["upload_url"]),
+        data=data,
+        headers={**(ticket["upload_headers"] or {}), **(headers or {})},
+    )
+
+
+def download_path(client, auth, artifact_id: str) -> str:
+    response = client.get(f"/v1/artifacts/{artifact_id}/download-url", headers=auth)
+    assert response.status_code == 200, response.data
+    return path_of(response.get_json()["download_url"])
+
+
+def make_link(client, auth, artifact_id: str, **body):
+    return client.post(f"/v1/artifacts/{artifact_id}/links", json=body or None, headers=auth)

@@ -7,6 +7,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from .errors import ApiError
+from .services import cache as cache_service
 from .services import tenants as tenant_service
 from .services.plans import PLANS
 
@@ -74,6 +75,17 @@ def update_tenant(slug: str, **settings):
     except ApiError as error:
         _fail(error)
     click.echo(f"updated tenant {tenant.slug} ({tenant.id})")
+
+
+@tenants_cli.command("stats")
+@click.argument("slug")
+def tenant_stats(slug: str):
+    """Build-cache hit rate, bytes moved and time saved (JSON)."""
+    try:
+        tenant = tenant_service.get_tenant(slug)
+    except ApiError as error:
+        _fail(error)
+    click.echo(json.dumps(cache_service.stats(tenant), indent=2))
 
 
 @keys_cli.command("create")

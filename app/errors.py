@@ -7,6 +7,7 @@ handlers never see 404/405 for URLs that match no route.
 """
 
 import logging
+import re
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -149,12 +150,22 @@ def error_response(error: ApiError):
 
 
 def _from_http_exception(exc: HTTPException) -> ApiError:
-    error_class = _HTTP_STATUS_ERRORS.get(exc.code or 500)
+    status = exc.code or 500
+    error_class = _HTTP_STATUS_ERRORS.get(status)
     if error_class is None:
-        return ApiError() if (exc.code or 500) >= 500 else InvalidRequest()
-    error = error_class()
+        if status >= 500:
+            return InternalError()
+        # Any other client error keeps its status (416 for an unsatisfiable
+        # Range, 411, 415...), named after Werkzeug's reason phrase.
+        error = ApiError(exc.description)
+        error.status = status
+        error.code = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+    else:
+        error = error_class()
     if error_class is MethodNotAllowed and getattr(exc, "valid_methods", None):
         error.headers["Allow"] = ", ".join(exc.valid_methods)
+    if status == 416 and getattr(exc, "length", None) is not None:
+        error.headers["Content-Range"] = f"{getattr(exc, 'units', 'bytes')} */{exc.length}"
     return error
 
 

@@ -113,10 +113,8 @@ def delete_artifact(artifact_id: str):
 @bp.post("/<artifact_id>/extend-ttl")
 def extend_ttl(artifact_id: str):
     tenant = require_tenant()
-    body = parsing.json_object()
-    if "ttl" not in body:
-        raise InvalidRequest("ttl is required")
-    return jsonify(serializers.artifact(artifacts.extend_ttl(tenant, artifact_id, body["ttl"])))
+    ttl = parsing.json_object().get("ttl")
+    return jsonify(serializers.artifact(artifacts.extend_ttl(tenant, artifact_id, ttl)))
 
 
 @bp.post("/<artifact_id>/links")

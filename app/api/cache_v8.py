@@ -82,8 +82,6 @@ def upload(artifact_hash: str):
 def download(artifact_hash: str):
     tenant = _tenant()
     found = cache.open_artifact(tenant, artifact_hash, with_body=request.method == "GET")
-    if found.redirect_url is not None:
-        return responses.redirect_to(found.redirect_url)
     entry = found.entry
     headers = {"x-artifact-duration": str(entry.duration_ms)}
     for name, value in (
@@ -93,14 +91,4 @@ def download(artifact_hash: str):
     ):
         if value:
             headers[name] = value
-    if found.stream is None:
-        response = Response(status=200, content_type="application/octet-stream", headers=headers)
-        response.content_length = entry.size_bytes
-        return response
-    return responses.send_object(
-        storage_key=entry.storage_key,
-        stream=found.stream,
-        size=entry.size_bytes,
-        content_type="application/octet-stream",
-        headers=headers,
-    )
+    return responses.send_download(found.download, content_type="application/octet-stream", headers=headers)

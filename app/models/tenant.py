@@ -34,7 +34,8 @@ class ApiKey(db.Model):
 
 
 class UsageMonth(db.Model):
-    """Authenticated requests per tenant per calendar month (whoami)."""
+    """Per tenant per calendar month: authenticated requests (whoami) and the
+    build cache's hits, misses and bytes moved (stats)."""
 
     __tablename__ = "usage_months"
     __table_args__ = (UniqueConstraint("tenant_id", "month"),)
@@ -43,3 +44,7 @@ class UsageMonth(db.Model):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_misses: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_bytes_served: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_bytes_uploaded: Mapped[int] = mapped_column(BigInteger, default=0)

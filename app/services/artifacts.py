@@ -488,6 +488,9 @@ def delete_artifact(tenant: Tenant, artifact_id: str) -> Artifact:
 
 def extend_ttl(tenant: Tenant, artifact_id: str, ttl: object) -> Artifact:
     """expires_at becomes max(current, now + ttl), under the plan's limits."""
+    if ttl is None or ttl == "":
+        # Unlike an upload, there is no default to fall back on.
+        raise InvalidRequest("ttl is required")
     new_expiry = validation.expiry(ttl, plan_for(tenant.plan))
     artifact = find_artifact(tenant, artifact_id, for_update=True)
     ensure_live(artifact)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import storage as storage_errors
@@ -25,6 +25,7 @@ from ..extensions import db
 from ..models import CacheEntry, CacheEvent, Tenant
 from ..storage import get_storage, keys
 from . import usage
+from .downloads import Download, open_download
 
 HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_QUERY_HASHES = 100
@@ -46,8 +47,7 @@ class ArtifactHeaders:
 @dataclass
 class CacheDownload:
     entry: CacheEntry
-    stream: BinaryIO | None  # None for HEAD
-    redirect_url: str | None = None
+    download: Download
 
 
 def is_valid_hash(artifact_hash: str) -> bool:
@@ -126,6 +126,7 @@ def put_artifact(
         raise
     if replaced_key is not None:
         store.delete(replaced_key)
+    usage.count(tenant.id, cache_bytes_uploaded=stored.size)
     return db.session.get(CacheEntry, (tenant.id, artifact_hash))
 
 
@@ -175,23 +176,25 @@ def find_entry(tenant: Tenant, artifact_hash: str) -> CacheEntry:
 
 
 def open_artifact(tenant: Tenant, artifact_hash: str, *, with_body: bool) -> CacheDownload:
-    """The entry and an open stream of its body (or a redirect), recording the read."""
-    store = get_storage()
+    """The entry and its body ready to send (a stream or a redirect), recording the read."""
     # A concurrent PUT may replace the object between reading the row and
     # opening the body; the row read again then names the new object.
     for _ in range(3):
-        entry = find_entry(tenant, artifact_hash)
-        _touch(entry)
-        if not with_body:
-            return CacheDownload(entry=entry, stream=None)
-        if current_app.config["DOWNLOAD_MODE"] == "redirect":
-            url = store.presign_get(entry.storage_key, expires_in=300)
-            if url is not None:
-                return CacheDownload(entry=entry, stream=None, redirect_url=url)
         try:
-            return CacheDownload(entry=entry, stream=store.open_read(entry.storage_key))
+            entry = find_entry(tenant, artifact_hash)
+        except NotFound:
+            if with_body:
+                usage.count(tenant.id, cache_misses=1)
+            raise
+        _touch(entry)
+        try:
+            download = open_download(entry.storage_key, entry.size_bytes, with_body=with_body)
         except storage_errors.ObjectNotFound:
             db.session.expire_all()
+            continue
+        if with_body:
+            usage.count(tenant.id, cache_hits=1, cache_bytes_served=entry.size_bytes)
+        return CacheDownload(entry=entry, download=download)
     raise NotFound("Artifact not found.")
 
 
@@ -290,3 +293,32 @@ def _canonical_uuid(value: object) -> str | None:
         return str(uuid.UUID(value))
     except ValueError:
         return None
+
+
+def stats(tenant: Tenant) -> dict:
+    """This month's cache figures, and what turbo's reported events add up to."""
+    month = usage.month_usage(tenant)
+    events = db.session.execute(
+        select(
+            CacheEvent.source,
+            CacheEvent.event,
+            func.count(CacheEvent.id),
+            func.coalesce(func.sum(CacheEvent.duration_ms), 0),
+        )
+        .where(CacheEvent.tenant_id == tenant.id)
+        .group_by(CacheEvent.source, CacheEvent.event)
+    ).all()
+    plural = {"HIT": "hits", "MISS": "misses"}
+    reported = {f"{source.lower()}_{plural[event]}": count for source, event, count, _ in events}
+    time_saved_ms = sum(int(saved) for _, event, _, saved in events if event == "HIT")
+    served = month["cache_hits"] + month["cache_misses"]
+    return {
+        "month": usage.current_month(),
+        "hits": month["cache_hits"],
+        "misses": month["cache_misses"],
+        "hit_rate": round(month["cache_hits"] / served, 4) if served else None,
+        "bytes_served": month["cache_bytes_served"],
+        "bytes_uploaded": month["cache_bytes_uploaded"],
+        "reported_events": reported,
+        "time_saved_ms": time_saved_ms,
+    }

@@ -45,55 +45,63 @@ def current_month() -> str:
 # on every request's hot path. Each process adds its own delta, so the sum
 # stays exact across processes; a crash loses at most that second's counts.
 FLUSH_SECONDS = 1.0
-_pending: Counter = Counter()
+COUNTERS = ("requests", "cache_hits", "cache_misses", "cache_bytes_served", "cache_bytes_uploaded")
+_pending: dict[tuple[str, str], Counter] = {}
 _pending_lock = threading.Lock()
 _last_flush = time.monotonic()
 
 
-def count_request(tenant_id: str) -> None:
-    """Add one authenticated request to this month's figure."""
+def count(tenant_id: str, **amounts: int) -> None:
+    """Add to this month's counters (names from COUNTERS), batched per process."""
     global _last_flush
     with _pending_lock:
-        _pending[(tenant_id, current_month())] += 1
+        _pending.setdefault((tenant_id, current_month()), Counter()).update(amounts)
         due = time.monotonic() - _last_flush >= FLUSH_SECONDS
         if due:
             _last_flush = time.monotonic()
     if due:
-        flush_request_counts()
+        flush_counts()
 
 
-def flush_request_counts() -> None:
+def count_request(tenant_id: str) -> None:
+    count(tenant_id, requests=1)
+
+
+def flush_counts() -> None:
     """Write this process's pending counts to the database."""
     with _pending_lock:
         batch = dict(_pending)
         _pending.clear()
-    for (tenant_id, month), count in batch.items():
-        _add_requests(tenant_id, month, count)
+    for (tenant_id, month), amounts in batch.items():
+        _add(tenant_id, month, amounts)
     if batch:
         db.session.commit()
 
 
-def _add_requests(tenant_id: str, month: str, count: int) -> None:
+def _add(tenant_id: str, month: str, amounts: Counter) -> None:
     increment = (
         update(UsageMonth)
         .where(UsageMonth.tenant_id == tenant_id, UsageMonth.month == month)
-        .values(requests=UsageMonth.requests + count)
+        .values({name: getattr(UsageMonth, name) + amount for name, amount in amounts.items()})
     )
     if db.session.execute(increment).rowcount:
         return
     try:
         with db.session.begin_nested():
-            db.session.add(UsageMonth(tenant_id=tenant_id, month=month, requests=count))
+            db.session.add(UsageMonth(tenant_id=tenant_id, month=month, **amounts))
     except IntegrityError:
         # Another process created this month's row first.
         db.session.execute(increment)
 
 
-def requests_this_month(tenant: Tenant) -> int:
-    flush_request_counts()
-    value = db.session.scalar(
-        select(UsageMonth.requests).where(
-            UsageMonth.tenant_id == tenant.id, UsageMonth.month == current_month()
-        )
+def month_usage(tenant: Tenant) -> dict[str, int]:
+    """This month's counters for the tenant, including this process's pending ones."""
+    flush_counts()
+    row = db.session.scalar(
+        select(UsageMonth).where(UsageMonth.tenant_id == tenant.id, UsageMonth.month == current_month())
     )
-    return int(value or 0)
+    return {name: int(getattr(row, name) or 0) if row else 0 for name in COUNTERS}
+
+
+def requests_this_month(tenant: Tenant) -> int:
+    return month_usage(tenant)["requests"]

@@ -3,7 +3,6 @@ clients send them (../shared/specs/artifacts-v1.md, artifacta-sdk notes),
 and the assertions every test makes about envelopes and objects."""
 
 import base64
-import contextvars
 import io
 import re
 from datetime import datetime
@@ -11,7 +10,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from flask.testing import FlaskClient
 
 from app.extensions import db
 from tests.factories import bearer, make_tenant
@@ -37,27 +35,6 @@ URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 MISSING_ID = "art_0000000000000000"
 BOUNDARY = "hoard-test-boundary-7MA4YWxkTrZu0gW"
 UPGRADE_URL = "https://artifacta.io/pricing"
-
-
-class RequestScopedClient(FlaskClient):
-    """Each request in its own app context, as under a real server.
-
-    The `app` fixture holds one app context for the whole test; requests
-    pushed inside it would share `g` (the cached caller) and the database
-    session, so a second tenant's key would be answered as the first.
-    """
-
-    def open(self, *args, **kwargs):
-        return contextvars.Context().run(super().open, *args, **kwargs)
-
-
-@pytest.fixture
-def client(app):
-    app.test_client_class = RequestScopedClient
-    try:
-        yield app.test_client()
-    finally:
-        app.test_client_class = None
 
 
 @pytest.fixture

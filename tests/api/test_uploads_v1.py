@@ -26,7 +26,7 @@ from tests.api.helpers_v1 import (
     upload_json,
 )
 
-client, tenant, other, free = v1.client, v1.tenant, v1.other, v1.free
+tenant, other, free = v1.tenant, v1.other, v1.free
 
 DATA = b"hello, hoard\n"
 SHA = hashlib.sha256(DATA).hexdigest()

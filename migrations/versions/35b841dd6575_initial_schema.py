@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4e5b6185d10e
+Revision ID: 35b841dd6575
 Revises: 
-Create Date: 2026-11-22 14:29:36.433980
+Create Date: 2026-11-22 14:41:07.332728
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '4e5b6185d10e'
+revision = '35b841dd6575'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -110,6 +110,10 @@ def upgrade():
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('month', sa.String(length=7), nullable=False),
     sa.Column('requests', sa.BigInteger(), nullable=False),
+    sa.Column('cache_hits', sa.BigInteger(), nullable=False),
+    sa.Column('cache_misses', sa.BigInteger(), nullable=False),
+    sa.Column('cache_bytes_served', sa.BigInteger(), nullable=False),
+    sa.Column('cache_bytes_uploaded', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_usage_months_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_months')),
     sa.UniqueConstraint('tenant_id', 'month', name=op.f('uq_usage_months_tenant_id'))

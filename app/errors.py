@@ -172,14 +172,17 @@ def _from_http_exception(exc: HTTPException) -> ApiError:
 def register_error_handlers(app: Flask) -> None:
     from .extensions import db
 
+    # Every handler rolls back: services commit what they mean to keep before
+    # raising, and the request counter commits the session after the response,
+    # which would otherwise persist whatever a refused request left half-done.
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
-        if error.status >= 500:
-            db.session.rollback()
+        db.session.rollback()
         return error_response(error)
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException):
+        db.session.rollback()
         return error_response(_from_http_exception(exc))
 
     @app.errorhandler(Exception)

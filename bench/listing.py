@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -56,6 +56,12 @@ SAME_TIMESTAMP = 5  # consecutive uploads that share one created_at
 PAGE = 50  # the SDK's and the MCP's page size
 SLOW_MS = 50.0
 MAIN_FROM = re.compile(r"\sFROM artifacts\b")
+# How SQLAlchemy renders list_artifacts' keyset predicate for PostgreSQL.
+KEYSET_OR = re.compile(
+    r"\(artifacts\.created_at < (?P<at>%\(\w+\)s::TIMESTAMP WITHOUT TIME ZONE) "
+    r"OR artifacts\.created_at = %\(\w+\)s::TIMESTAMP WITHOUT TIME ZONE "
+    r"AND artifacts\.id < (?P<id>%\(\w+\)s::VARCHAR)\)"
+)
 
 # One statement per tenant; random() is evaluated once per row because a
 # subquery with volatile outputs is never flattened into its parent.
@@ -63,7 +69,7 @@ SEED_BLOBS = """
 INSERT INTO blobs (id, tenant_id, content_hash, size_bytes, storage_key, created_at)
 SELECT %(blob_base)s + k, %(tenant)s,
        md5(%(salt)s || 'b' || k) || md5(%(salt)s || 'c' || k),
-       1 + mod(k * 7919, 5000000), 'bench/' || %(salt)s || '/' || k, %(t0)s
+       1 + mod(k::bigint * 7919, 5000000), 'bench/' || %(salt)s || '/' || k, %(t0)s
 FROM generate_series(1, %(blobs)s) AS k
 """
 SEED_ARTIFACTS = """
@@ -128,9 +134,8 @@ class Result:
     position: int
     service_ms: list[float]
     http_ms: list[float]
-    plan: str
-    plan_ms: float
-    plan_text: str = field(repr=False, default="")
+    plan: "Plan"
+    what_if: "Plan | None"  # the same statement with a row-comparison cursor
 
 
 def p95(samples: list[float]) -> float:
@@ -309,9 +314,15 @@ def capture(call) -> tuple[str, dict]:
     return seen[-1]
 
 
-def explain(call) -> tuple[str, float, str]:
-    """(one-line summary, execution ms, text plan) of the statement `call` sends."""
-    sql, params = capture(call)
+@dataclass
+class Plan:
+    summary: str
+    ms: float  # EXPLAIN ANALYZE's execution time
+    text: str
+
+
+def explain(sql: str, params: dict) -> Plan:
+    """EXPLAIN (ANALYZE, BUFFERS) of one statement, with a one-line summary."""
     connection = db.session.connection()
     as_json = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params).scalar()
     as_text = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params).scalars().all()
@@ -333,14 +344,22 @@ def explain(call) -> tuple[str, float, str]:
             parts.append(f"{kind}{direction} {node['Index Name']}")
         elif kind in ("Seq Scan", "Bitmap Heap Scan"):
             parts.append(f"{kind} {node['Relation Name']}")
-        elif kind in ("Sort", "Hash Join", "Hash", "Merge Join", "Incremental Sort") or "Semi" in node.get(
+        elif kind in ("Sort", "Incremental Sort", "Hash Join", "Merge Join") or "Semi" in node.get(
             "Join Type", ""
         ):
-            parts.append(kind + (f" ({node['Join Type']})" if "Join Type" in node else ""))
+            parts.append(kind)
     removed = sum(node.get("Rows Removed by Filter", 0) * node.get("Actual Loops", 1) for node in nodes)
     buffers = top["Plan"].get("Shared Hit Blocks", 0) + top["Plan"].get("Shared Read Blocks", 0)
-    summary = f"{' > '.join(parts)}; removed by filter {removed:,}; buffers {buffers:,}"
-    return summary, top["Execution Time"], "\n".join(as_text)
+    summary = f"{' > '.join(parts)}; rows removed by filter {removed:,}; buffers {buffers:,}"
+    return Plan(summary, top["Execution Time"], "\n".join(as_text))
+
+
+def row_comparison(sql: str) -> str | None:
+    """The statement with its keyset predicate written as one row comparison,
+    `(created_at, id) < (:at, :id)`, which PostgreSQL can use as an index
+    bound; None when the statement has no cursor."""
+    rewritten, count = KEYSET_OR.subn(r"((artifacts.created_at, artifacts.id) < (\g<at>, \g<id>))", sql)
+    return rewritten if count == 1 else None
 
 
 # -- run ---------------------------------------------------------------------------
@@ -404,25 +423,34 @@ def run_cases(app, tenant: Tenant, key: str, repeat: int) -> list[Result]:
 def report(results: list[Result], *, show_plans: bool) -> None:
     print()
     header = (
-        f"{'case':<32} {'page':<5} {'at row':>8}  {'service med':>11} {'p95':>7}  {'http med':>8} {'p95':>7}"
+        f"{'case':<32} {'page':<5} {'at row':>8}  {'service med':>11} {'p95':>6}  {'http med':>8} {'p95':>6}"
+        f"  {'EXPLAIN':>7}  {'row-cmp':>7}"
     )
-    print(header + "  EXPLAIN ANALYZE ms")
-    print("-" * (len(header) + 20))
+    print(header)
+    print("-" * len(header))
     for r in results:
         print(
             f"{r.case:<32} {r.page:<5} {r.position:>8,}  {statistics.median(r.service_ms):>11.1f} "
-            f"{p95(r.service_ms):>7.1f}  {statistics.median(r.http_ms):>8.1f} {p95(r.http_ms):>7.1f}  "
-            f"{r.plan_ms:.1f}"
+            f"{p95(r.service_ms):>6.1f}  {statistics.median(r.http_ms):>8.1f} {p95(r.http_ms):>6.1f}  "
+            f"{r.plan.ms:>7.1f}  {f'{r.what_if.ms:.1f}' if r.what_if else '-':>7}"
         )
+    print(
+        "\nms; median and p95 (nearest rank). EXPLAIN: EXPLAIN ANALYZE execution time of the statement the "
+        "service sent.\nrow-cmp: the same statement with the cursor predicate as "
+        "(created_at, id) < (:at, :id) -- a what-if, not what Hoard sends."
+    )
     print("\nplans (nodes in tree order):")
     for r in results:
-        print(f"- {r.case} / {r.page}: {r.plan}")
+        print(f"- {r.case} / {r.page}: {r.plan.summary}")
+        if r.what_if:
+            print(f"  row-cmp: {r.what_if.summary}")
     slow = [r for r in results if statistics.median(r.http_ms) > SLOW_MS]
     if slow:
         print(f"\nover {SLOW_MS:.0f} ms (http median): " + "; ".join(f"{r.case} / {r.page}" for r in slow))
-    if show_plans or slow:
-        for r in results if show_plans else slow:
-            print(f"\n== {r.case} / {r.page} ==\n{r.plan_text}")
+    for r in results if show_plans else slow:
+        print(f"\n== {r.case} / {r.page} ==\n{r.plan.text}")
+        if r.what_if:
+            print(f"-- row-cmp what-if --\n{r.what_if.text}")
 
 
 def main() -> int:

@@ -188,7 +188,13 @@ def open_artifact(tenant: Tenant, artifact_hash: str, *, with_body: bool) -> Cac
             raise
         _touch(entry)
         try:
-            download = open_download(entry.storage_key, entry.size_bytes, with_body=with_body)
+            # turbo verifies a signed artifact against the x-artifact-tag of
+            # the response it finally reads; after a redirect that would be
+            # the object store's, which cannot carry it. Signed entries are
+            # therefore always sent by Hoard.
+            download = open_download(
+                entry.storage_key, entry.size_bytes, with_body=with_body, may_redirect=not entry.tag
+            )
         except storage_errors.ObjectNotFound:
             db.session.expire_all()
             continue

@@ -28,17 +28,19 @@ def open_download(
     size: int,
     *,
     with_body: bool = True,
+    may_redirect: bool = True,
     filename: str | None = None,
     content_type: str | None = None,
 ) -> Download:
     """The object ready to send; ObjectNotFound when its bytes are gone.
 
-    HEAD (with_body=False) is always answered by Hoard itself.
+    HEAD (with_body=False) is always answered by Hoard itself, and so is a
+    download whose response headers must reach the client (may_redirect=False).
     """
     if not with_body:
         return Download(storage_key=storage_key, size=size)
     store = get_storage()
-    if current_app.config["DOWNLOAD_MODE"] == "redirect":
+    if may_redirect and current_app.config["DOWNLOAD_MODE"] == "redirect":
         url = store.presign_get(
             storage_key, expires_in=PRESIGNED_GET_SECONDS, filename=filename, content_type=content_type
         )

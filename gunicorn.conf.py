@@ -23,3 +23,17 @@ limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    # Usage counters are batched in memory per worker; publish them even
+    # when the worker goes quiet, and once more when it exits.
+    from app.services.usage import start_background_flush
+
+    start_background_flush(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    from app.services.usage import flush_in
+
+    flush_in(worker.wsgi)

@@ -7,6 +7,7 @@ from flask import Flask
 from config import Config
 
 from .errors import register_error_handlers
+from .fast_input import FastInputMiddleware
 from .extensions import db, migrate
 from .ratelimit import init_rate_limits
 from .storage import init_storage
@@ -27,6 +28,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
+    app.wsgi_app = FastInputMiddleware(app.wsgi_app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
     init_storage(app)
@@ -34,14 +36,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_error_handlers(app)
 
     from . import accounting
-    from .api import account_v1, artifacts_v1, cache_v8, public, sessions_v1
+    from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1
 
     accounting.init_app(app)
     # The clients treat any 3xx from an API route as success: never redirect
     # for a trailing or doubled slash.
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
-    for blueprint in (cache_v8.bp, artifacts_v1.bp, sessions_v1.bp, account_v1.bp, public.bp):
+    for blueprint in (cache_v8.bp, artifacts_v1.bp, sessions_v1.bp, account_v1.bp, public.bp, docs.bp):
         app.register_blueprint(blueprint)
 
     from . import cli

@@ -408,10 +408,11 @@ def run_cases(app, tenant: Tenant, key: str, repeat: int) -> list[Result]:
             service_ms = timed(service, repeat)
             http_ms = timed(http, repeat)
             with app.app_context():
-                summary, plan_ms, plan_text = explain(list_page)
-            results.append(
-                Result(case.name, page, position, service_ms, http_ms, summary, plan_ms, plan_text)
-            )
+                sql, params = capture(list_page)
+                plan = explain(sql, params)
+                rewritten = row_comparison(sql)
+                what_if = explain(rewritten, params) if rewritten else None
+            results.append(Result(case.name, page, position, service_ms, http_ms, plan, what_if))
             print(
                 f"  {case.name:<32} {page:<5} service {statistics.median(service_ms):7.1f} ms  "
                 f"http {statistics.median(http_ms):7.1f} ms",

@@ -83,17 +83,11 @@ def download_url(artifact_id: str):
 def list_artifacts():
     tenant = require_tenant()
     args = request.args
-    filters = artifacts.ListFilters(
-        session_id=args.get("session_id"),
-        agent_id=args.get("agent_id"),
-        filename=args.get("filename"),
-        content_type=args.get("content_type"),
-        created_after=validation.timestamp(args.get("created_after"), "created_after"),
-        created_before=validation.timestamp(args.get("created_before"), "created_before"),
-        metadata=parsing.metadata_filters(args),
-    )
     page = artifacts.list_artifacts(
-        tenant, filters=filters, limit=validation.limit(args.get("limit")), cursor=args.get("cursor")
+        tenant,
+        filters=parsing.artifact_filters(args),
+        limit=validation.limit(args.get("limit")),
+        cursor=args.get("cursor"),
     )
     return jsonify(
         artifacts=[serializers.artifact(item) for item in page.artifacts],

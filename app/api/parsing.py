@@ -9,6 +9,8 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 from werkzeug.http import parse_options_header
 
 from ..errors import FileTooLarge, InvalidRequest
+from ..services import validation
+from ..services.artifacts import ListFilters
 from ..services.validation import METADATA_KEY
 
 DEFAULT_JSON_LIMIT = 1024 * 1024
@@ -125,6 +127,19 @@ def base_url() -> str:
     return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
 
 
+def artifact_filters(args) -> ListFilters:
+    """The listing's exact-match and date filters from the query string."""
+    return ListFilters(
+        **{name: validation.filter_value(args.get(name), name) for name in _TEXT_FILTERS},
+        created_after=validation.timestamp(args.get("created_after"), "created_after"),
+        created_before=validation.timestamp(args.get("created_before"), "created_before"),
+        metadata=metadata_filters(args),
+    )
+
+
+_TEXT_FILTERS = ("session_id", "agent_id", "filename", "content_type")
+
+
 def metadata_filters(args) -> dict[str, str]:
     """`metadata.<key>=<value>` query parameters, keys validated."""
     filters = {}
@@ -133,7 +148,7 @@ def metadata_filters(args) -> dict[str, str]:
             key = name[len("metadata.") :]
             if not METADATA_KEY.match(key):
                 raise InvalidRequest(f"metadata filter key {key!r} is invalid")
-            filters[key] = value
+            filters[key] = validation.filter_value(value, name)
     return filters
 
 

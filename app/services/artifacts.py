@@ -71,7 +71,10 @@ def create_artifact(
     if idempotency_key is not None and (original := _replay(tenant, idempotency_key)) is not None:
         return original, False
     sessions.ensure_open(tenant, fields.session_id)
-    _check_quota(tenant, size_hint or 0)
+    # Bytes a blob already holds cost nothing, and which blob is known only
+    # once they are hashed: refuse early only a tenant already over quota,
+    # and check the real addition when the blob row is attached.
+    _check_quota(tenant, 0)
     stored = _store(keys.blob_object(tenant.id), body, max_size=max_size, expected_size=size_hint)
     artifact = Artifact(
         id=new_artifact_id(),
@@ -160,6 +163,8 @@ def _commit_new_artifact(
         try:
             session_row = sessions.lock_for_upload(tenant, artifact.session_id)
             blob, shared = _attach_blob(tenant, stored)
+            if not shared:
+                _check_quota(tenant, 0)  # the new blob row is already counted
             artifact.blob_id = blob.id
             db.session.add(artifact)
             db.session.add_all(
@@ -288,9 +293,7 @@ def receive_upload(token: str, body: BinaryIO, *, content_length: int | None) ->
 
 def complete_upload(tenant: Tenant, artifact_id: str) -> Artifact:
     """Activate a reservation whose bytes arrived; completing twice is a no-op."""
-    artifact = find_artifact(tenant, artifact_id, for_update=True)
-    if artifact.deleted_at is not None:
-        raise ArtifactAlreadyDeleted()
+    artifact = ensure_live(find_artifact(tenant, artifact_id, for_update=True))
     if artifact.status == "active":
         db.session.commit()
         return artifact
@@ -423,9 +426,16 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, artifact_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(artifact_id)
     except (ValueError, TypeError):
         raise InvalidRequest("cursor is not valid") from None
+    # Whatever a caller crafted reaches the query only as a timestamp and an id.
+    if (
+        not isinstance(created_at, str)
+        or not isinstance(artifact_id, str)
+        or not ARTIFACT_ID.match(artifact_id)
+    ):
+        raise InvalidRequest("cursor is not valid")
+    return validation.timestamp(created_at, "cursor"), artifact_id
 
 
 def list_artifacts(tenant: Tenant, *, filters: ListFilters, limit: int, cursor: str | None) -> ArtifactPage:

@@ -1,5 +1,6 @@
 """Public links: unauthenticated downloads of one artifact until they expire."""
 
+import re
 import secrets
 import string
 from datetime import timedelta
@@ -14,6 +15,7 @@ from . import artifacts
 from .plans import PLANS, plan_for
 
 DEFAULT_LINK_SECONDS = 7 * 86400
+LINK_ID = re.compile(r"^lnk_[A-Za-z0-9]{20}$")
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -75,7 +77,7 @@ def artifact_for_link(link_id: str) -> Artifact:
     The link id is the capability: it is looked up without a tenant because
     holding it is the whole authorisation.
     """
-    link = db.session.get(Link, link_id) if link_id.startswith("lnk_") else None
+    link = db.session.get(Link, link_id) if LINK_ID.match(link_id) else None
     if link is None:
         raise LinkNotFound()
     if link.expires_at <= now():

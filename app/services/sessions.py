@@ -92,9 +92,17 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, session_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(session_id)
     except (ValueError, TypeError):
         raise InvalidRequest("after is not a valid cursor") from None
+    if not isinstance(at, str) or not isinstance(session_id, str):
+        raise InvalidRequest("after is not a valid cursor")
+    try:
+        session_id = validation.label(session_id, "after")
+    except InvalidRequest:
+        session_id = None
+    if session_id is None:
+        raise InvalidRequest("after is not a valid cursor")
+    return validation.timestamp(at, "after"), session_id
 
 
 def list_sessions(

@@ -1,5 +1,6 @@
 """Usage figures shared by quotas, whoami and the cache status."""
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -11,6 +12,8 @@ from ..clock import now
 from ..extensions import db
 from ..models import Blob, CacheEntry, Tenant, UsageMonth
 from .plans import plan_for
+
+log = logging.getLogger(__name__)
 
 
 def storage_bytes(tenant: Tenant) -> int:
@@ -61,6 +64,29 @@ def count(tenant_id: str, **amounts: int) -> None:
             _last_flush = time.monotonic()
     if due:
         flush_counts()
+
+
+def start_background_flush(app) -> None:
+    """Flush every FLUSH_SECONDS from a daemon thread, so a worker that goes
+    quiet still publishes what it counted (started by gunicorn.conf.py)."""
+
+    def flush_forever() -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            flush_in(app)
+
+    threading.Thread(target=flush_forever, name="hoard-usage-flush", daemon=True).start()
+
+
+def flush_in(app) -> None:
+    """Flush with the app's context, logging instead of raising: counters must
+    never take a worker down."""
+    with app.app_context():
+        try:
+            flush_counts()
+        except Exception:
+            log.exception("could not write usage counters")
+            db.session.rollback()
 
 
 def count_request(tenant_id: str) -> None:

@@ -33,7 +33,20 @@ class ArtifactFields:
 
 
 def _has_control(text: str) -> bool:
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+    # Lone surrogates (a JSON "\ud800") have no UTF-8 form: refused with the controls.
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _storable(text: str) -> bool:
+    """Text every database keeps: no NUL (PostgreSQL refuses it), no lone surrogates."""
+    return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def filter_value(value: str | None, name: str) -> str | None:
+    """An exact-match filter: any text a stored value could hold."""
+    if value is not None and not _storable(value):
+        raise InvalidRequest(f"{name} may not contain NUL")
+    return value
 
 
 def filename(value: object) -> str:
@@ -84,8 +97,8 @@ def metadata(value: object) -> dict[str, str]:
     for key, item in value.items():
         if not METADATA_KEY.match(key):
             raise InvalidRequest(f"metadata key {key!r} must match {METADATA_KEY.pattern}")
-        if not isinstance(item, str):
-            raise InvalidRequest(f"metadata value for {key!r} must be a string")
+        if not isinstance(item, str) or not _storable(item):
+            raise InvalidRequest(f"metadata value for {key!r} must be a string without NUL")
     if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
         raise InvalidRequest("metadata may be at most 8 KB serialized")
     return value
@@ -149,11 +162,10 @@ def timestamp(value: str | None, name: str) -> datetime | None:
     """ISO-8601 with Z or an offset, leniently: an unencoded '+' arrives as ' '."""
     if value is None or value == "":
         return None
-    text = value.strip().replace(" ", "+")
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "+"))
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
         raise InvalidRequest(f"{name} must be an ISO-8601 timestamp") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed

@@ -168,7 +168,9 @@ def test_every_route_needs_a_valid_key(client, auth, revoked, credential, method
         "other-prefix": {"Authorization": "Bearer ak_test_" + key[8:]},
     }[credential]
 
-    response = client.open(path, method=method, json={"ttl": "1d"} if method == "POST" else None, headers=headers)
+    response = client.open(
+        path, method=method, json={"ttl": "1d"} if method == "POST" else None, headers=headers
+    )
 
     assert_error(response, 401, "unauthorized")
 

@@ -3,7 +3,7 @@ URL, delete, extend-ttl; and tenant isolation across every per-artifact route.""
 
 import re
 from datetime import timedelta
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import pytest
 
@@ -48,7 +48,9 @@ def test_get_includes_pending_artifacts(client, auth):
     assert_artifact(body, status="pending", content_hash=None, size_bytes=9, filename="big.bin")
 
 
-@pytest.mark.parametrize("artifact_id", [MISSING_ID, "art_short", "nope", "ART_0000000000000000", "art_000000000000000%21"])
+@pytest.mark.parametrize(
+    "artifact_id", [MISSING_ID, "art_short", "nope", "ART_0000000000000000", "art_000000000000000%21"]
+)
 def test_get_unknown_is_404(client, auth, artifact_id):
     assert_error(client.get(f"/v1/artifacts/{artifact_id}", headers=auth), 404, "artifact_not_found")
 
@@ -56,8 +58,9 @@ def test_get_unknown_is_404(client, auth, artifact_id):
 def test_get_deleted_is_410(client, auth):
     made = create(client, auth)
     client.delete(f"/v1/artifacts/{made['artifact_id']}", headers=auth)
-    assert_error(client.get(f"/v1/artifacts/{made['artifact_id']}", headers=auth), 410,
-                 "artifact_already_deleted")  # fmt: skip
+    assert_error(
+        client.get(f"/v1/artifacts/{made['artifact_id']}", headers=auth), 410, "artifact_already_deleted"
+    )
 
 
 def test_get_expired_is_410(client, auth):
@@ -72,8 +75,9 @@ def test_deleted_wins_over_expired(client, auth):
     made = create(client, auth, ttl="1h")
     client.delete(f"/v1/artifacts/{made['artifact_id']}", headers=auth)
     clock.advance(timedelta(hours=2))
-    assert_error(client.get(f"/v1/artifacts/{made['artifact_id']}", headers=auth), 410,
-                 "artifact_already_deleted")  # fmt: skip
+    assert_error(
+        client.get(f"/v1/artifacts/{made['artifact_id']}", headers=auth), 410, "artifact_already_deleted"
+    )
 
 
 # ---------------------------------------------------------------- download-url and the signed URL
@@ -89,7 +93,11 @@ def test_download_url_fields(client, auth):
     assert set(body) == {"download_url", "expires_in", "filename", "content_type", "size_bytes"}
     assert body["download_url"].startswith("http://localhost/v1/blobs/")
     assert body["expires_in"] == 3600
-    assert (body["filename"], body["content_type"], body["size_bytes"]) == ("data.bin", "application/x-thing", 16)
+    assert (body["filename"], body["content_type"], body["size_bytes"]) == (
+        "data.bin",
+        "application/x-thing",
+        16,
+    )
 
 
 def test_the_signed_url_serves_the_bytes_without_auth(client, auth):
@@ -138,16 +146,25 @@ def test_the_signed_url_supports_ranges(client, auth, header, status, body, cont
 
 def _disposition(header: str) -> tuple[str, str]:
     """(the quoted ASCII fallback, the RFC 5987 filename* decoded)."""
-    match = re.fullmatch(r'attachment; filename="([^"\\]*)"; filename\*=UTF-8\'\'([A-Za-z0-9%!#$&+.^_`|~-]+)', header)
+    match = re.fullmatch(
+        r'attachment; filename="([^"\\]*)"; filename\*=UTF-8\'\'([A-Za-z0-9%!#$&+.^_`|~-]+)', header
+    )
     assert match, header
     return match.group(1), unquote(match.group(2), errors="strict")
 
 
 @pytest.mark.parametrize(
     "name",
-    ["plain.txt", "отчёт 2026.pdf", "emoji 🎉.bin", 'say "hi"; rm -rf.txt', "a;b=c,d.txt", "tab%20and 100%.txt",
-     "quote'single.txt"],
-)  # fmt: skip
+    [
+        "plain.txt",
+        "отчёт 2026.pdf",
+        "emoji 🎉.bin",
+        'say "hi"; rm -rf.txt',
+        "a;b=c,d.txt",
+        "tab%20and 100%.txt",
+        "quote'single.txt",
+    ],
+)
 def test_content_disposition_is_safely_encoded(client, auth, name):
     made = create(client, auth, DATA, filename=name)
     path = download_path(client, auth, made["artifact_id"])
@@ -178,8 +195,9 @@ def test_the_signed_url_stops_when_the_artifact_expires(client, auth):
     path = download_path(client, auth, made["artifact_id"])
     clock.advance(timedelta(minutes=11))
     assert_error(client.get(path), 410, "artifact_expired")
-    assert_error(client.get(f"/v1/artifacts/{made['artifact_id']}/download-url", headers=auth), 410,
-                 "artifact_expired")  # fmt: skip
+    assert_error(
+        client.get(f"/v1/artifacts/{made['artifact_id']}/download-url", headers=auth), 410, "artifact_expired"
+    )
 
 
 def test_the_signed_url_stops_when_the_artifact_is_deleted(client, auth):
@@ -188,8 +206,11 @@ def test_the_signed_url_stops_when_the_artifact_is_deleted(client, auth):
     client.delete(f"/v1/artifacts/{made['artifact_id']}", headers=auth)
     assert_error(client.get(path), 410, "artifact_already_deleted")
     assert_error(client.head(path), 410, "artifact_already_deleted")
-    assert_error(client.get(f"/v1/artifacts/{made['artifact_id']}/download-url", headers=auth), 410,
-                 "artifact_already_deleted")  # fmt: skip
+    assert_error(
+        client.get(f"/v1/artifacts/{made['artifact_id']}/download-url", headers=auth),
+        410,
+        "artifact_already_deleted",
+    )
 
 
 def test_a_tampered_download_url_is_refused(client, auth):
@@ -233,8 +254,9 @@ def test_delete(client, auth):
     assert [a["artifact_id"] for a in listed] == [keep["artifact_id"]]
     assert_error(client.get(v1.path_of(link["url"])), 410, "artifact_already_deleted")
     assert_error(client.get(path), 410, "artifact_already_deleted")
-    assert_error(client.delete(f"/v1/artifacts/{made['artifact_id']}", headers=auth), 410,
-                 "artifact_already_deleted")  # fmt: skip
+    assert_error(
+        client.delete(f"/v1/artifacts/{made['artifact_id']}", headers=auth), 410, "artifact_already_deleted"
+    )
     assert count_rows(Artifact) == 2  # soft-deleted
 
 
@@ -276,7 +298,9 @@ def test_extend_ttl_moves_expiry_later(client, auth):
     response = extend(client, auth, made["artifact_id"], "30d")
 
     assert response.status_code == 200
-    body = assert_artifact(response.get_json(), artifact_id=made["artifact_id"], content_hash=made["content_hash"])
+    body = assert_artifact(
+        response.get_json(), artifact_id=made["artifact_id"], content_hash=made["content_hash"]
+    )
     assert abs((ts(body["expires_at"]) - (clock.now() + timedelta(days=30))).total_seconds()) <= 2
     assert client.get(f"/v1/artifacts/{made['artifact_id']}", headers=auth).get_json() == body
 
@@ -291,7 +315,9 @@ def test_extend_ttl_counts_from_now(client, auth):
     made = create(client, auth, ttl="2d")
     clock.advance(timedelta(days=1))
     body = extend(client, auth, made["artifact_id"], "2d").get_json()
-    assert ts(body["expires_at"]) - ts(made["expires_at"]) == pytest.approx(timedelta(days=1), abs=timedelta(seconds=2))
+    assert ts(body["expires_at"]) - ts(made["expires_at"]) == pytest.approx(
+        timedelta(days=1), abs=timedelta(seconds=2)
+    )
 
 
 def test_extend_ttl_never_on_pro(client, auth):
@@ -325,8 +351,9 @@ def test_extend_ttl_bad_bodies_are_400(client, auth, body):
 
 def test_extend_ttl_without_a_body_is_400(client, auth):
     made = create(client, auth)
-    assert_error(client.post(f"/v1/artifacts/{made['artifact_id']}/extend-ttl", headers=auth), 400,
-                 "invalid_request")  # fmt: skip
+    assert_error(
+        client.post(f"/v1/artifacts/{made['artifact_id']}/extend-ttl", headers=auth), 400, "invalid_request"
+    )
 
 
 def test_extend_ttl_of_deleted_expired_and_unknown(client, auth):
@@ -344,50 +371,68 @@ def test_extend_ttl_of_deleted_expired_and_unknown(client, auth):
 # ---------------------------------------------------------------- tenant isolation
 
 
-def _routes(artifact_id: str):
-    return [
-        ("GET", f"/v1/artifacts/{artifact_id}", None),
-        ("GET", f"/v1/artifacts/{artifact_id}/download-url", None),
-        ("DELETE", f"/v1/artifacts/{artifact_id}", None),
-        ("POST", f"/v1/artifacts/{artifact_id}/extend-ttl", {"ttl": "1d"}),
-        ("POST", f"/v1/artifacts/{artifact_id}/links", None),
-        ("POST", f"/v1/artifacts/{artifact_id}/links", {"expires_in": 60}),
-        ("POST", f"/v1/artifacts/{artifact_id}/complete", None),
-    ]
+ROUTES = {
+    "get": ("GET", "/v1/artifacts/{id}", None),
+    "download-url": ("GET", "/v1/artifacts/{id}/download-url", None),
+    "delete": ("DELETE", "/v1/artifacts/{id}", None),
+    "extend-ttl": ("POST", "/v1/artifacts/{id}/extend-ttl", {"ttl": "1d"}),
+    "links": ("POST", "/v1/artifacts/{id}/links", None),
+    "links-with-body": ("POST", "/v1/artifacts/{id}/links", {"expires_in": 60}),
+    "complete": ("POST", "/v1/artifacts/{id}/complete", None),
+}
 
 
 @pytest.mark.parametrize("kind", ["active", "pending"])
-def test_another_tenants_artifact_is_indistinguishable_from_a_missing_one(client, auth, other, kind):
+@pytest.mark.parametrize("route", ROUTES)
+def test_another_tenants_artifact_is_indistinguishable_from_a_missing_one(client, auth, other, kind, route):
     if kind == "active":
         mine = create(client, auth, DATA, session_id="s-acme")
     else:
         mine = reserve(client, auth, size=3, session_id="s-acme").get_json()
+    method, path, body = ROUTES[route]
+    _, theirs = other
+    before = client.get(f"/v1/artifacts/{mine['artifact_id']}", headers=auth).get_json()
+
+    response = client.open(path.format(id=mine["artifact_id"]), method=method, json=body, headers=theirs)
+    missing = client.open(path.format(id=MISSING_ID), method=method, json=body, headers=theirs)
+
+    assert_error(response, 404, "artifact_not_found")
+    assert response.get_json() == missing.get_json()
+    # Nothing of the owner's changed.
+    assert client.get(f"/v1/artifacts/{mine['artifact_id']}", headers=auth).get_json() == before
+    assert client.get("/v1/whoami", headers=auth).get_json()["active_links"] == 0
+
+
+def test_another_tenants_sessions_and_listings_are_invisible(client, auth, other):
+    create(client, auth, DATA, session_id="s-acme", metadata={"k": "v"})
     _, theirs = other
 
-    for (method, path, body), (_, missing_path, _) in zip(_routes(mine["artifact_id"]), _routes(MISSING_ID)):
-        response = client.open(path, method=method, json=body, headers=theirs)
-        missing = client.open(missing_path, method=method, json=body, headers=theirs)
-        assert_error(response, 404, "artifact_not_found")
-        assert response.get_json() == missing.get_json(), (method, path)
-
     assert_error(client.post("/v1/sessions/s-acme/seal", headers=theirs), 404, "session_not_found")
-    assert client.get("/v1/artifacts", headers=theirs).get_json()["artifacts"] == []
+    assert client.get("/v1/artifacts?session_id=s-acme", headers=theirs).get_json()["artifacts"] == []
+    assert client.get("/v1/artifacts?metadata.k=v", headers=theirs).get_json()["artifacts"] == []
     assert client.get("/v1/sessions", headers=theirs).get_json()["sessions"] == []
-    # Nothing of the owner's changed.
-    after = client.get(f"/v1/artifacts/{mine['artifact_id']}", headers=auth).get_json()
-    assert after["deleted_at"] is None and after["status"] == ("active" if kind == "active" else "pending")
-    assert client.get("/v1/whoami", headers=auth).get_json()["active_links"] == 0
-    assert client.post("/v1/sessions/s-acme/seal", headers=auth).status_code == 200
+    # Their session of the same name is their own.
+    create(client, theirs, session_id="s-acme")
+    assert client.post("/v1/sessions/s-acme/seal", headers=theirs).get_json()["artifact_count"] == 1
+    assert v1.upload_json(client, auth, session_id="s-acme").status_code == 201
 
 
-def test_signed_urls_and_links_carry_their_tenant(client, auth, other):
-    # Both tenants hold identical bytes; each URL serves its own tenant's artifact.
+def test_urls_and_links_serve_their_own_tenants_artifact(client, auth, other):
+    # Identical bytes in two tenants: two blobs, and each URL is bound to its artifact.
+    _, theirs = other
     mine = create(client, auth, DATA, filename="mine.txt")
-    theirs = create(client, other[1], DATA, filename="theirs.txt")
+    their = create(client, theirs, DATA, filename="theirs.txt")
     mine_path = download_path(client, auth, mine["artifact_id"])
-    client.delete(f"/v1/artifacts/{theirs['artifact_id']}", headers=other[1])
-    assert client.get(mine_path).status_code == 200
-    assert "mine.txt" in client.get(mine_path).headers["Content-Disposition"]
+    mine_link = make_link(client, auth, mine["artifact_id"]).get_json()
+    their_link = make_link(client, theirs, their["artifact_id"]).get_json()
+
+    client.delete(f"/v1/artifacts/{their['artifact_id']}", headers=theirs)
+
+    assert_error(client.get(v1.path_of(their_link["url"])), 410, "artifact_already_deleted")
+    for path in (mine_path, v1.path_of(mine_link["url"])):
+        response = client.get(path)
+        assert response.data == DATA
+        assert 'filename="mine.txt"' in response.headers["Content-Disposition"]
 
 
 def test_timestamps_are_utc_with_z(client, auth):
@@ -396,4 +441,3 @@ def test_timestamps_are_utc_with_z(client, auth):
     assert abs((ts(made["created_at"]) - now).total_seconds()) <= 2
     assert made["created_at"] == wire(ts(made["created_at"]))
     assert made["created_at"].endswith("Z") and made["expires_at"].endswith("Z")
-    assert quote(made["artifact_id"]) == made["artifact_id"]

@@ -5,9 +5,9 @@ import logging
 
 import pytest
 
+from app.errors import InvalidRequest
 from app.extensions import db
 from app.models import Artifact
-from app.errors import InvalidRequest
 from app.services import artifacts, links, usage
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import assert_error, count_rows, create, reserve
@@ -83,10 +83,11 @@ def test_a_body_werkzeug_cannot_parse_is_400(client, auth):
 
 def test_unsatisfiable_range_keeps_its_status(client, auth):
     made = create(client, auth, b"0123456789")
-    response = client.get(v1.download_path(client, auth, made["artifact_id"]), headers={"Range": "bytes=50-60"})
-    error = assert_error(response, 416, "requested_range_not_satisfiable")
+    response = client.get(
+        v1.download_path(client, auth, made["artifact_id"]), headers={"Range": "bytes=50-60"}
+    )
+    assert_error(response, 416, "requested_range_not_satisfiable")
     assert response.headers["Content-Range"] == "bytes */10"
-    assert error
 
 
 @pytest.mark.parametrize(
@@ -145,7 +146,9 @@ def test_a_4xx_after_a_partial_change_persists_nothing(client, auth, monkeypatch
         raise InvalidRequest("refused")
 
     monkeypatch.setattr(artifacts, "ensure_live", refuse_after_touching)
-    response = client.post(f"/v1/artifacts/{made['artifact_id']}/extend-ttl", json={"ttl": "1d"}, headers=auth)
+    response = client.post(
+        f"/v1/artifacts/{made['artifact_id']}/extend-ttl", json={"ttl": "1d"}, headers=auth
+    )
     assert_error(response, 400, "invalid_request")
     monkeypatch.undo()
     assert client.get(f"/v1/artifacts/{made['artifact_id']}", headers=auth).get_json() == made

@@ -1,7 +1,9 @@
 """Public links (POST /v1/artifacts/{id}/links, GET /dl/{link_id}) and
 sessions (seal, list)."""
 
+import base64
 import dataclasses
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -95,8 +97,9 @@ def test_link_length_limits_on_pro(client, auth):
     made = create(client, auth, DATA)
     assert make_link(client, auth, made["artifact_id"], expires_in=1).status_code == 201
     assert make_link(client, auth, made["artifact_id"], expires_in=90 * DAY).status_code == 201
-    error = assert_error(make_link(client, auth, made["artifact_id"], expires_in=90 * DAY + 1), 400,
-                         "invalid_request")  # fmt: skip
+    error = assert_error(
+        make_link(client, auth, made["artifact_id"], expires_in=90 * DAY + 1), 400, "invalid_request"
+    )
     assert "upgrade_url" not in error
 
 
@@ -105,10 +108,13 @@ def test_link_length_limits_on_free(client, free):
     made = create(client, auth, DATA)
     assert make_link(client, auth, made["artifact_id"], expires_in=30 * DAY).status_code == 201
 
-    error = assert_error(make_link(client, auth, made["artifact_id"], expires_in=30 * DAY + 1), 403,
-                         "quota_exceeded")  # fmt: skip
+    error = assert_error(
+        make_link(client, auth, made["artifact_id"], expires_in=30 * DAY + 1), 403, "quota_exceeded"
+    )
     assert error["upgrade_url"] == UPGRADE_URL
-    assert_error(make_link(client, auth, made["artifact_id"], expires_in=90 * DAY + 1), 400, "invalid_request")
+    assert_error(
+        make_link(client, auth, made["artifact_id"], expires_in=90 * DAY + 1), 400, "invalid_request"
+    )
 
 
 def test_active_link_cap_on_free(client, free, monkeypatch):
@@ -169,7 +175,17 @@ def test_link_downloads_without_auth_any_number_of_times(client, auth):
     assert ranged.status_code == 206 and ranged.data == DATA[:4]
 
 
-@pytest.mark.parametrize("link_id", ["lnk_AAAAAAAAAAAAAAAAAAAA", "nope", "lnk_", "art_0000000000000000"])
+@pytest.mark.parametrize(
+    "link_id",
+    [
+        "lnk_AAAAAAAAAAAAAAAAAAAA",
+        "nope",
+        "lnk_",
+        "art_0000000000000000",
+        "lnk_%00",
+        "lnk_AAAAAAAAAAAAAAAAAAA%00",
+    ],
+)
 def test_unknown_link_is_404(client, link_id):
     assert_error(client.get(f"/dl/{link_id}"), 404, "link_not_found")
     assert_error(client.head(f"/dl/{link_id}"), 404, "link_not_found")
@@ -314,7 +330,13 @@ def test_list_sessions_fields_and_order(client, auth):
 
     assert [s["session_id"] for s in listed] == ["old", "new"]
     for item in listed:
-        assert set(item) == {"session_id", "artifact_count", "is_sealed", "first_artifact_at", "last_artifact_at"}
+        assert set(item) == {
+            "session_id",
+            "artifact_count",
+            "is_sealed",
+            "first_artifact_at",
+            "last_artifact_at",
+        }
         assert isinstance(item["artifact_count"], int) and isinstance(item["is_sealed"], bool)
     old, new = listed
     assert (old["artifact_count"], old["is_sealed"]) == (2, False)
@@ -343,7 +365,10 @@ def many_sessions(tenant):
     ]
     db.session.execute(insert(Session), rows)
     db.session.commit()
-    return [r["session_id"] for r in sorted(rows, key=lambda r: (r["last_artifact_at"], r["session_id"]), reverse=True)]
+    return [
+        r["session_id"]
+        for r in sorted(rows, key=lambda r: (r["last_artifact_at"], r["session_id"]), reverse=True)
+    ]
 
 
 def walk_sessions(client, auth, query: str) -> list[str]:
@@ -382,8 +407,28 @@ def test_list_sessions_created_filters(client, auth, many_sessions, query, expec
     assert listed == [s for s in many_sessions if int(s[4:]) in expected]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=x", "after=garbage!", "after=abc",
-                                   "created_after=soon", "created_before=2026-02-30T00:00:00Z"])  # fmt: skip
+def _cursor(*items) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(items)).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=201",
+        "limit=x",
+        "after=garbage!",
+        "after=abc",
+        "created_after=soon",
+        "created_before=2026-02-30T00:00:00Z",
+        "created_after=0001-01-01T00:00:00%2B05:00",
+        "after=" + _cursor("2026-01-01T00:00:00", "a\x00b"),
+        f"after={_cursor('2026-01-01T00:00:00', '')}",
+        f"after={_cursor('2026-01-01T00:00:00', 7)}",
+        f"after={_cursor('never', 's')}",
+        f"after={_cursor(1, 's')}",
+    ],
+)
 def test_list_sessions_bad_queries_are_400(client, auth, query):
     assert_error(client.get(f"/v1/sessions?{query}", headers=auth), 400, "invalid_request")
 

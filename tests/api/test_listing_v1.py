@@ -179,12 +179,17 @@ def _b64(raw: bytes) -> str:
         _b64(json.dumps(["yesterday", "art_x"]).encode()),
         _b64(json.dumps("2026").encode()),
         _b64(json.dumps(None).encode()),
+        _b64(json.dumps(["2026-01-01T00:00:00", "art_\u0000AAAAAAAAAAAAAAA"]).encode()),
+        _b64(json.dumps(["2026-01-01T00:00:00", "' OR 1=1 --"]).encode()),
+        _b64(json.dumps(["0001-01-01T00:00:00+05:00", "art_AAAAAAAAAAAAAAAA"]).encode()),
+        _b64(json.dumps([20260101, "art_AAAAAAAAAAAAAAAA"]).encode()),
     ],
 )
 def test_bad_cursor_is_400(client, auth, cursor):
     create(client, auth)
-    assert_error(client.get("/v1/artifacts", query_string={"cursor": cursor}, headers=auth), 400,
-                 "invalid_request")  # fmt: skip
+    assert_error(
+        client.get("/v1/artifacts", query_string={"cursor": cursor}, headers=auth), 400, "invalid_request"
+    )
 
 
 # ---------------------------------------------------------------- filters
@@ -196,16 +201,40 @@ def spread(client, auth, tenant):
     return insert_artifacts(
         tenant,
         [
-            {"created_at": BASE, "session_id": "s1", "agent_id": "a1", "filename": "a.txt",
-             "content_type": "text/plain", "metadata_json": {"env": "ci", "os": "linux"}},
-            {"created_at": BASE + timedelta(hours=1), "session_id": "s1", "agent_id": "a2", "filename": "b.txt",
-             "content_type": "text/plain", "metadata_json": {"env": "ci", "os": "mac"}},
-            {"created_at": BASE + timedelta(hours=2), "session_id": "s2", "agent_id": "a1", "filename": "a.txt",
-             "content_type": "application/json", "metadata_json": {"env": "dev", "os": "linux"}},
-            {"created_at": BASE + timedelta(hours=3), "session_id": None, "agent_id": None, "filename": "c d.txt",
-             "content_type": "text/plain", "metadata_json": {"env": "ci", "note": "a&b=c"}},
+            {
+                "created_at": BASE,
+                "session_id": "s1",
+                "agent_id": "a1",
+                "filename": "a.txt",
+                "content_type": "text/plain",
+                "metadata_json": {"env": "ci", "os": "linux"},
+            },
+            {
+                "created_at": BASE + timedelta(hours=1),
+                "session_id": "s1",
+                "agent_id": "a2",
+                "filename": "b.txt",
+                "content_type": "text/plain",
+                "metadata_json": {"env": "ci", "os": "mac"},
+            },
+            {
+                "created_at": BASE + timedelta(hours=2),
+                "session_id": "s2",
+                "agent_id": "a1",
+                "filename": "a.txt",
+                "content_type": "application/json",
+                "metadata_json": {"env": "dev", "os": "linux"},
+            },
+            {
+                "created_at": BASE + timedelta(hours=3),
+                "session_id": None,
+                "agent_id": None,
+                "filename": "c d.txt",
+                "content_type": "text/plain",
+                "metadata_json": {"env": "ci", "note": "a&b=c"},
+            },
         ],
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -259,6 +288,13 @@ def test_created_after_and_before(client, auth, spread, query, expected):
         "created_before=2026-13-01T00:00:00Z",
         "created_after=2026-01-15T12:00:00ZZ",
         "created_after=1700000000",
+        "created_after=0001-01-01T00:00:00%2B05:00",  # before year 1 in UTC
+        "created_before=9999-12-31T23:59:59-05:00",  # after year 9999 in UTC
+        "session_id=%00",
+        "agent_id=a%00",
+        "filename=a%00.txt",
+        "content_type=text/%00",
+        "metadata.k=%00",
         "metadata.1bad=x",
         "metadata.=x",
         "metadata.a.b=x",
@@ -276,7 +312,11 @@ def test_deleted_and_expired_are_excluded_pending_included(client, auth):
     pending = reserve(client, auth).get_json()
     client.delete(f"/v1/artifacts/{deleted['artifact_id']}", headers=auth)
 
-    assert set(ids(listing(client, auth))) == {kept["artifact_id"], expiring["artifact_id"], pending["artifact_id"]}
+    assert set(ids(listing(client, auth))) == {
+        kept["artifact_id"],
+        expiring["artifact_id"],
+        pending["artifact_id"],
+    }
     clock.advance(timedelta(hours=1, seconds=1))
     assert set(ids(listing(client, auth))) == {kept["artifact_id"], pending["artifact_id"]}
     items = {item["artifact_id"]: item for item in listing(client, auth)["artifacts"]}
@@ -300,4 +340,16 @@ def test_the_clients_query_shapes(client, auth, spread):
     # SDK: limit always, httpx-encoded; TS MCP: URLSearchParams encodes ' ' as '+'.
     assert ids(listing(client, auth, "limit=50&filename=c+d.txt")) == [spread[3]["id"]]
     assert ids(listing(client, auth, "limit=50&metadata.note=a%26b%3Dc")) == [spread[3]["id"]]
-    assert ids(listing(client, auth, f"limit=50&created_after={wire(BASE)}")) == [r["id"] for r in spread[:0:-1]]
+    assert ids(listing(client, auth, f"limit=50&created_after={wire(BASE)}")) == [
+        r["id"] for r in spread[:0:-1]
+    ]
+
+
+def test_a_cursor_with_an_offset_is_read_as_utc(client, auth, tenant):
+    rows = insert_artifacts(tenant, [{"created_at": BASE + timedelta(hours=i)} for i in range(3)])
+    newest_first = expected_order(rows)
+    cursor = _b64(
+        json.dumps([(BASE + timedelta(hours=3, minutes=1)).isoformat() + "+02:00", newest_first[0]]).encode()
+    )
+    # 15:01+02:00 is 13:01Z: the artifacts made at 13:00Z and 12:00Z are older.
+    assert ids(listing(client, auth, f"cursor={cursor}")) == newest_first[1:]

@@ -1,0 +1,288 @@
+"""Closed-loop HTTP/1.1 load: `concurrency` keep-alive connections, each
+sending its next request as soon as the previous answer is complete, spread
+over worker processes so the generator is not held to one interpreter.
+
+Each worker drives its connections with asyncio Protocols and a minimal
+response parser (status line, Content-Length or chunked body, nothing for
+HEAD), which costs a few tens of microseconds of CPU per request. Requests
+are pre-rendered bytes. Every worker measures the same window of monotonic
+time, after a warm-up on the same connections; a request counts when its
+answer completes inside the window, and its latency counts when it was also
+sent inside it. The workers report their own CPU time over the window, so
+the generator's share of the machine is a figure, not a guess.
+"""
+
+import asyncio
+import multiprocessing
+import re
+import statistics
+import time
+from array import array
+from dataclasses import dataclass
+
+from bench.proctree import tree_cpu, wait_until
+
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Job:
+    port: int
+    requests: tuple[bytes, ...]
+    head: bool
+    connections: int
+    first: int  # where this worker's connections start in `requests`
+    start_at: float  # time.monotonic() seconds
+    duration: float
+
+
+@dataclass
+class WorkerResult:
+    completed: int
+    statuses: dict[int, int]
+    latencies_ns: bytes  # array("q")
+    cpu_seconds: float
+
+
+class _Window:
+    def __init__(self, job: Job):
+        self.start_ns = int(job.start_at * NS)
+        self.end_ns = int((job.start_at + job.duration) * NS)
+        self.completed = 0
+        self.statuses: dict[int, int] = {}
+        self.latencies = array("q")
+
+    def add(self, sent_ns: int, done_ns: int, status: int) -> None:
+        if not self.start_ns <= done_ns <= self.end_ns:
+            return
+        self.completed += 1
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if sent_ns >= self.start_ns:
+            self.latencies.append(done_ns - sent_ns)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, job: Job, first: int, window: _Window, done: asyncio.Future):
+        self.requests = job.requests
+        self.next = first % len(job.requests)
+        self.head = job.head
+        self.window = window
+        self.done = done
+        self.buffer = bytearray()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._send()
+
+    def _send(self) -> None:
+        self.body_start = -1
+        self.sent_ns = time.monotonic_ns()
+        self.transport.write(self.requests[self.next])
+        self.next = (self.next + 1) % len(self.requests)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self._response_end()
+        if end is None:
+            return
+        now = time.monotonic_ns()
+        del self.buffer[:end]
+        self.window.add(self.sent_ns, now, self.status)
+        if now >= self.window.end_ns:
+            self.transport.close()
+        else:
+            self._send()
+
+    def connection_lost(self, exc) -> None:
+        if self.done.done():
+            return
+        if time.monotonic_ns() < self.window.end_ns:
+            self.done.set_exception(ConnectionError(f"the server closed a connection early: {exc!r}"))
+        else:
+            self.done.set_result(None)
+
+    def _response_end(self) -> int | None:
+        buffer = self.buffer
+        if self.body_start < 0:
+            header_end = buffer.find(b"\r\n\r\n")
+            if header_end < 0:
+                return None
+            head = bytes(buffer[:header_end]).lower()
+            self.status = int(head[9:12])
+            self.body_start = header_end + 4
+            if self.head or self.status in (204, 304):
+                self.length = 0
+            elif b"\r\ntransfer-encoding: chunked" in head:
+                self.length = None
+            else:
+                match = CONTENT_LENGTH.search(head)
+                self.length = int(match.group(1)) if match else 0
+        if self.length is not None:
+            end = self.body_start + self.length
+            return end if len(buffer) >= end else None
+        position = self.body_start  # chunked, without trailers
+        while True:
+            line_end = buffer.find(b"\r\n", position)
+            if line_end < 0:
+                return None
+            size = int(bytes(buffer[position:line_end]).split(b";")[0], 16)
+            position = line_end + 2 + size + 2
+            if len(buffer) < position:
+                return None
+            if size == 0:
+                return position
+
+
+async def _drive(job: Job) -> WorkerResult:
+    loop = asyncio.get_running_loop()
+    window = _Window(job)
+    cpu: dict[str, float] = {}
+    loop.call_at(job.start_at, lambda: cpu.__setitem__("start", time.process_time()))
+    loop.call_at(job.start_at + job.duration, lambda: cpu.__setitem__("end", time.process_time()))
+    finished = []
+    for index in range(job.connections):
+        done = loop.create_future()
+        finished.append(done)
+        await loop.create_connection(
+            lambda index=index, done=done: _Connection(job, job.first + index * 7, window, done),
+            "127.0.0.1",
+            job.port,
+        )
+    await asyncio.gather(*finished)
+    await asyncio.sleep(max(0.0, job.start_at + job.duration - loop.time()) + 0.01)
+    return WorkerResult(
+        completed=window.completed,
+        statuses=window.statuses,
+        latencies_ns=window.latencies.tobytes(),
+        cpu_seconds=cpu.get("end", time.process_time()) - cpu.get("start", 0.0),
+    )
+
+
+def _serve(pipe) -> None:
+    while (job := pipe.recv()) is not None:
+        try:
+            pipe.send(asyncio.run(_drive(job)))
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+            pipe.send(exc)
+
+
+@dataclass
+class LoadResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    completed: int
+    errors: int
+    statuses: dict[int, int]
+    duration: float
+    connections: int
+    processes: int
+    client_cpu_s: float
+    server_cpu_s: float | None
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def percentile(ordered: list[int], fraction: float) -> float:
+    """Nearest rank."""
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+class LoadGenerator:
+    """A pool of load worker processes, kept for many runs."""
+
+    def __init__(self, processes: int):
+        context = multiprocessing.get_context("spawn")
+        self.pipes = []
+        self.workers = []
+        for _ in range(processes):
+            parent, child = context.Pipe()
+            worker = context.Process(target=_serve, args=(child,), daemon=True)
+            worker.start()
+            self.pipes.append(parent)
+            self.workers.append(worker)
+
+    def run(
+        self,
+        port: int,
+        requests: list[bytes],
+        *,
+        head: bool,
+        concurrency: int,
+        duration: float,
+        warmup: float = 1.0,
+        server_pid: int | None = None,
+    ) -> LoadResult:
+        """`concurrency` connections for warmup + duration seconds; the server
+        tree's CPU time over the window when server_pid is given."""
+        processes = min(concurrency, len(self.workers))
+        shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+        start_at = time.monotonic() + warmup
+        first = 0
+        for pipe, share in zip(self.pipes, shares, strict=False):
+            pipe.send(Job(port, tuple(requests), head, share, first, start_at, duration))
+            first += share
+        server_cpu = None
+        if server_pid is not None:
+            wait_until(start_at)
+            before = tree_cpu(server_pid)
+            wait_until(start_at + duration)
+            server_cpu = tree_cpu(server_pid) - before
+        results = [pipe.recv() for pipe in self.pipes[:processes]]
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        latencies = array("q")
+        statuses: dict[int, int] = {}
+        for result in results:
+            latencies.frombytes(result.latencies_ns)
+            for status, count in result.statuses.items():
+                statuses[status] = statuses.get(status, 0) + count
+        ordered = sorted(latencies)
+        completed = sum(result.completed for result in results)
+        return LoadResult(
+            requests_per_s=completed / duration,
+            p50_ms=percentile(ordered, 0.50) / 1e6,
+            p99_ms=percentile(ordered, 0.99) / 1e6,
+            completed=completed,
+            errors=sum(count for status, count in statuses.items() if not 200 <= status < 300),
+            statuses=statuses,
+            duration=duration,
+            connections=concurrency,
+            processes=processes,
+            client_cpu_s=sum(result.cpu_seconds for result in results),
+            server_cpu_s=server_cpu,
+        )
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send(None)
+        for worker in self.workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+
+    def __enter__(self) -> "LoadGenerator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def median_result(results: list[LoadResult]) -> dict:
+    """Medians over repetitions of the figures that matter, plus the worst error count."""
+    return {
+        "requests_per_s": statistics.median(r.requests_per_s for r in results),
+        "p50_ms": statistics.median(r.p50_ms for r in results),
+        "p99_ms": statistics.median(r.p99_ms for r in results),
+        "errors": max(r.errors for r in results),
+        "client_cpu_share": statistics.median(r.client_cpu_s / r.duration for r in results),
+        "server_cpu_share": statistics.median(
+            (r.server_cpu_s or 0.0) / r.duration for r in results
+        ),
+    }

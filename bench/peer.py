@@ -1,0 +1,163 @@
+"""The peer Hoard is measured against: turborepo-remote-cache (Node, Fastify),
+pinned, installed with npm into .cache/ on first use, run on a loopback port.
+
+Read from its 2.12.0 source (dist/env.js, plugins/remote-cache/): settings
+come from the environment; STORAGE_PATH is joined onto the OS temp dir unless
+STORAGE_PATH_USE_TMP_FOLDER=false; static auth accepts any of the
+comma-separated TURBO_TOKEN values; the team is `teamId ?? team ?? slug` from
+the query, required on every artifact route, and is the storage prefix.
+PUT bodies are parsed into one Buffer of at most BODY_LIMIT bytes (default
+100 MiB), so a 1 GiB artifact needs BODY_LIMIT raised, and the server holds
+all of it in memory. Local storage is fs-blob-store: no fsync, no temp file.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.turbo import quiet_env  # noqa: E402
+from tests.live_server import free_port  # noqa: E402
+
+PEER_PACKAGE = "turborepo-remote-cache"
+PEER_VERSION = "2.12.0"
+INSTALL_DIR = ROOT / ".cache" / f"{PEER_PACKAGE}-{PEER_VERSION}"
+# The largest artifact Hoard accepts by default (CACHE_MAX_ARTIFACT_BYTES).
+BODY_LIMIT = 2 * 1024**3
+
+
+def package_dir(install_dir: Path = INSTALL_DIR) -> Path:
+    return install_dir / "node_modules" / PEER_PACKAGE
+
+
+def installed_version(install_dir: Path = INSTALL_DIR) -> str | None:
+    try:
+        manifest = json.loads((package_dir(install_dir) / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (package_dir(install_dir) / "dist" / "cli.js").is_file():
+        return None
+    return manifest.get("version")
+
+
+def install(install_dir: Path = INSTALL_DIR) -> Path:
+    """The pinned peer's entry point, installed with npm unless already there.
+    The install happens in a sibling directory renamed into place, so an
+    interrupted one leaves nothing half-made."""
+    if installed_version(install_dir) == PEER_VERSION:
+        return package_dir(install_dir) / "dist" / "cli.js"
+    install_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{install_dir.name}-", dir=install_dir.parent))
+    try:
+        (staging / "package.json").write_text(
+            json.dumps({"name": "hoard-bench-peer", "private": True, "dependencies": {PEER_PACKAGE: PEER_VERSION}})
+        )
+        result = subprocess.run(
+            ["npm", "install", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=staging,
+            env=quiet_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"npm install {PEER_PACKAGE}@{PEER_VERSION} failed:\n{result.stderr[-3000:]}")
+        if (version := installed_version(staging)) != PEER_VERSION:
+            raise RuntimeError(f"npm installed {PEER_PACKAGE} {version!r}, expected {PEER_VERSION}")
+        staging.chmod(0o755)
+        shutil.rmtree(install_dir, ignore_errors=True)
+        try:
+            staging.rename(install_dir)
+        except OSError:
+            if installed_version(install_dir) != PEER_VERSION:  # another process won the race
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return package_dir(install_dir) / "dist" / "cli.js"
+
+
+@dataclass
+class PeerServer:
+    """turborepo-remote-cache under node, in its own session, logging to a file."""
+
+    entry_point: Path
+    var_dir: Path
+    token: str
+    env_overrides: dict = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict:
+        # A clean environment: the peer reads TURBO_*, S3_* and STORAGE_* itself.
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.var_dir),
+            "NODE_ENV": "production",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "TURBO_TOKEN": self.token,
+            "STORAGE_PROVIDER": "local",
+            "STORAGE_PATH": str(self.var_dir / "storage"),
+            "STORAGE_PATH_USE_TMP_FOLDER": "false",
+            "BODY_LIMIT": str(BODY_LIMIT),
+            **{k: str(v) for k, v in self.env_overrides.items()},
+        }
+
+    def start(self) -> "PeerServer":
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self.log_path = self.var_dir / "peer.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            ["node", str(self.entry_point)],
+            cwd=self.var_dir,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the peer exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                # /v8/artifacts/status is the one route outside its auth hook.
+                if requests.get(f"{self.url}/v8/artifacts/status", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the peer did not answer in 30 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __enter__(self) -> "PeerServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,100 @@
+"""A server's whole process tree, read from /proc: summed RSS and CPU time,
+and a sampler that keeps each tree's peak RSS per labelled phase."""
+
+import os
+import threading
+import time
+from contextlib import contextmanager, suppress
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree(root: int) -> list[int]:
+    """root and every descendant still alive, parents first."""
+    pids, index = [root], 0
+    while index < len(pids):
+        pid = pids[index]
+        index += 1
+        with suppress(OSError):
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as children:
+                    pids.extend(int(child) for child in children.read().split())
+    return pids
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Sum of VmRSS; pages shared between the processes count once per process."""
+    total = 0
+    for pid in pids:
+        with suppress(OSError), open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        with suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+            # The command name may hold spaces; the fields after it do not.
+            fields = stat.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLOCK_TICKS
+
+
+def tree_cpu(root: int) -> float:
+    return cpu_seconds(tree(root))
+
+
+class PeakSampler(threading.Thread):
+    """Samples the RSS of each named tree every `interval` seconds; while a
+    phase is open, keeps each tree's highest sample under that phase's label.
+    Phases may overlap (a repetition inside a size, say)."""
+
+    def __init__(self, roots: dict[str, int], interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.roots = dict(roots)
+        self.interval = interval
+        self.peaks: dict[str, dict[str, int]] = {}
+        self._open: set[str] = set()
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.interval)
+
+    def sample(self) -> None:
+        figures = {name: rss_bytes(tree(root)) for name, root in self.roots.items()}
+        with self._lock:
+            for label in self._open:
+                peaks = self.peaks[label]
+                for name, rss in figures.items():
+                    peaks[name] = max(peaks.get(name, 0), rss)
+
+    @contextmanager
+    def phase(self, label: str):
+        with self._lock:
+            self.peaks.setdefault(label, {})
+            self._open.add(label)
+        self.sample()
+        try:
+            yield
+        finally:
+            self.sample()
+            with self._lock:
+                self._open.discard(label)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def wait_until(deadline: float) -> None:
+    """Sleep until time.monotonic() reaches deadline."""
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.5))

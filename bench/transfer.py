@@ -1,0 +1,104 @@
+"""Large artifacts over HTTP: PUT streamed from a file on disk with sendfile(2)
+and an explicit Content-Length; GET read into one reused buffer while it is
+hashed, so neither side of the client holds the artifact."""
+
+import hashlib
+import http.client
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 1024 * 1024
+BUFFER = MiB
+
+
+def write_body(path: Path, size: int, seed: int) -> str:
+    """`size` pseudo-random bytes into path, with their SHA-256; reused when
+    a file of that size with a recorded digest is already there."""
+    digest_path = path.with_suffix(path.suffix + ".sha256")
+    if path.is_file() and path.stat().st_size == size and digest_path.is_file():
+        return digest_path.read_text().strip()
+    rng = random.Random(seed)
+    digest = hashlib.sha256()
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            block = rng.randbytes(min(BUFFER, left))
+            digest.update(block)
+            out.write(block)
+            left -= len(block)
+    digest_path.write_text(digest.hexdigest())
+    return digest.hexdigest()
+
+
+@dataclass
+class Transfer:
+    seconds: float
+    nbytes: int
+    status: int
+    sha256: str | None = None
+    content_length: str | None = None
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.nbytes / 1e6 / self.seconds
+
+
+def put_file(port: int, path: str, token: str, body: Path, *, timeout: float = 900) -> Transfer:
+    """PUT the whole file to path (with its query string); time to the answer."""
+    size = body.stat().st_size
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest("PUT", path, skip_accept_encoding=True)
+        conn.putheader("Authorization", f"Bearer {token}")
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", str(size))
+        conn.putheader("x-artifact-duration", "1000")
+        conn.endheaders()
+        with open(body, "rb") as source:
+            offset = 0
+            while offset < size:
+                sent = os.sendfile(conn.sock.fileno(), source.fileno(), offset, size - offset)
+                if sent == 0:
+                    raise ConnectionError("the server stopped reading the body")
+                offset += sent
+        response = conn.getresponse()
+        answer = response.read()
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    if response.status // 100 != 2:
+        raise RuntimeError(f"PUT {path} answered {response.status}: {answer[:300]!r}")
+    return Transfer(seconds=seconds, nbytes=size, status=response.status)
+
+
+def get_to_null(port: int, path: str, token: str, *, timeout: float = 900) -> Transfer:
+    """GET path and hash the body as it arrives; time to the last byte."""
+    digest = hashlib.sha256()
+    buffer = bytearray(BUFFER)
+    view = memoryview(buffer)
+    received = 0
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path} answered {response.status}: {response.read(300)!r}")
+        while count := response.readinto(buffer):
+            digest.update(view[:count])
+            received += count
+        seconds = time.perf_counter() - started
+        content_length = response.getheader("Content-Length")
+    finally:
+        conn.close()
+    return Transfer(
+        seconds=seconds,
+        nbytes=received,
+        status=response.status,
+        sha256=digest.hexdigest(),
+        content_length=content_length,
+    )

@@ -149,8 +149,10 @@ async def _drive(job: Job) -> WorkerResult:
             "127.0.0.1",
             job.port,
         )
-    await asyncio.gather(*finished)
-    await asyncio.sleep(max(0.0, job.start_at + job.duration - loop.time()) + 0.01)
+    # Each connection ends with the first answer after the window; a server
+    # that stops answering fails the run rather than hanging it.
+    await asyncio.wait_for(asyncio.gather(*finished), job.start_at + job.duration - loop.time() + 60)
+    await asyncio.sleep(0.01)  # let the end-of-window CPU mark run
     return WorkerResult(
         completed=window.completed,
         statuses=window.statuses,

@@ -75,6 +75,25 @@ def put_file(port: int, path: str, token: str, body: Path, *, timeout: float = 9
     return Transfer(seconds=seconds, nbytes=size, status=response.status)
 
 
+def put_bytes(port: int, path: str, token: str, body: bytes) -> int:
+    """PUT a small body in one piece; the status (2xx, else an error)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(
+            "PUT",
+            path,
+            body=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"},
+        )
+        response = conn.getresponse()
+        answer = response.read()
+    finally:
+        conn.close()
+    if response.status // 100 != 2:
+        raise RuntimeError(f"PUT {path} answered {response.status}: {answer[:300]!r}")
+    return response.status
+
+
 def get_to_null(port: int, path: str, token: str, *, timeout: float = 900) -> Transfer:
     """GET path and hash the body as it arrives; time to the last byte."""
     digest = hashlib.sha256()

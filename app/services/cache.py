@@ -75,12 +75,17 @@ def cache_status(tenant: Tenant) -> str:
     return "enabled"
 
 
-def _require_usable(tenant: Tenant, *, adding: int = 0) -> None:
+def _require_usable(tenant: Tenant, *, adding: int | None = None) -> None:
+    """Refuse a disabled or paused cache; refuse growth past the quota.
+
+    Reads (adding=None) are served even over the quota: it stops the cache
+    growing, not serving what it holds, and reads skip the usage sums.
+    """
     if tenant.cache_status == "disabled":
         raise RemoteCachingDisabled()
     if tenant.cache_status == "paused":
         raise Paused()
-    if usage.over_storage_quota(tenant, adding=adding):
+    if adding is not None and usage.over_storage_quota(tenant, adding=adding):
         raise OverLimit()
 
 

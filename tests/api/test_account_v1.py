@@ -1,11 +1,14 @@
 """GET /v1/whoami with real figures, and authentication on every /v1 route."""
 
+import logging
 from datetime import timedelta
 
 import pytest
+import sqlalchemy
 
 from app import clock
-from app.services import plans, tenants
+from app.services import health, plans, tenants
+from app.storage import StorageError, get_storage
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import MISSING_ID, assert_error, create, make_link
 from tests.factories import bearer
@@ -191,3 +194,37 @@ def test_public_routes_need_no_key(client, auth):
     assert client.get("/health").status_code == 200
     assert client.get(v1.path_of(link["url"])).status_code == 200
     assert client.get(v1.download_path(client, auth, made["artifact_id"])).status_code == 200
+
+
+# ---------------------------------------------------------------- health
+
+
+def test_health(app, client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ok",
+        "version": app.config["VERSION"],
+        "checks": {"database": "ok", "storage": "ok"},
+    }
+
+
+@pytest.mark.parametrize("part", ["database", "storage"])
+def test_health_names_the_part_that_failed(app, client, monkeypatch, part):
+    monkeypatch.setattr(logging.getLogger("app.services.health"), "disabled", True)  # expected tracebacks
+    if part == "database":
+        monkeypatch.setattr(health, "text", lambda _: sqlalchemy.text("SELECT * FROM no_such_table"))
+    else:
+
+        def broken():
+            raise StorageError("disk gone")
+
+        monkeypatch.setattr(get_storage(), "check", broken)
+
+    response = client.get("/health")
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded" and body["version"] == app.config["VERSION"]
+    assert body["checks"][part] == "failed"
+    assert [name for name, state in body["checks"].items() if state != "ok"] == [part]

@@ -463,6 +463,10 @@ def test_an_unusable_cache_answers_403_with_the_code_turbo_understands(
 
     response = client.open(path, method=method, headers=auth, **kwargs)
 
+    if code == "over_limit" and method != "PUT":
+        # Over the quota the cache stops growing but still serves what it holds.
+        assert response.status_code == 200
+        return
     assert response.status_code == 403
     if method != "HEAD":
         assert assert_error(response, 403)["code"] == code

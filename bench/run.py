@@ -1,0 +1,846 @@
+"""`make bench`: Hoard against turborepo-remote-cache, measured in alternation
+on the same machine, in the same run as the machine's own limits.
+
+    .venv/bin/python bench/run.py [--quick] [--skip-s3] [--reps N] [--duration S]
+                                  [--workers N] [--keep] [--work-dir DIR]
+
+Hoard runs under gunicorn with gunicorn.conf.py and its production settings
+(PostgreSQL and Redis when reachable, sendfile downloads, rate limits raised
+out of the way); the peer runs under node; each on its own loopback port.
+Pass 1 stores on local disk, pass 2 in S3 (one moto server, a bucket each).
+Every phase is repeated and the servers take turns within each repetition;
+the table shows medians and Hoard/peer. JSON with every repetition goes to
+bench/results/. See bench/README.md for what each figure means.
+"""
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import limits, loadgen, peer, transfer  # noqa: E402
+from bench.proctree import PeakSampler, tree_cpu  # noqa: E402
+from tests.e2e import turbo  # noqa: E402
+from tests.live_server import BIN, HoardServer, free_port  # noqa: E402
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+MB = 1e6
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_DATABASE = "hoard_bench"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+RAISED_LIMIT = 1_000_000  # requests per second: far above anything this machine serves
+SMALL_SIZE = 1024
+SMALL_ARTIFACTS = 64  # distinct 1 KiB artifacts the small-request phase cycles through
+AWS_REGION = "us-east-1"
+RESULTS_DIR = ROOT / "bench" / "results"
+NULL_RESPONDER = ROOT / "bench" / "null_responder.js"
+
+
+@dataclass
+class Plan:
+    sizes: list[int]
+    s3_sizes: list[int]
+    reps: int
+    large_reps: int  # for sizes of 1 GiB and more
+    duration: float
+    concurrencies: list[int]
+    turbo_reps: int
+    limit_bytes: int
+    s3: bool
+    loadgen_processes: int
+    workers: int
+    threads: int
+
+    @classmethod
+    def from_args(cls, args) -> "Plan":
+        cpus = os.cpu_count() or 1
+        workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", cpus * 2 + 1))
+        if args.quick:
+            return cls(
+                sizes=[MiB, 64 * MiB],
+                s3_sizes=[],
+                reps=1,
+                large_reps=1,
+                duration=args.duration or 2.0,
+                concurrencies=[1, 8, 32],
+                turbo_reps=1,
+                limit_bytes=256 * MiB,
+                s3=False,
+                loadgen_processes=args.loadgen_processes or cpus,
+                workers=workers,
+                threads=args.threads,
+            )
+        return cls(
+            sizes=[MiB, 64 * MiB, GiB],
+            s3_sizes=[MiB, 64 * MiB, GiB],
+            reps=args.reps,
+            large_reps=args.reps,
+            duration=args.duration or 5.0,
+            concurrencies=[1, 8, 32],
+            turbo_reps=args.reps,
+            limit_bytes=GiB,
+            s3=not args.skip_s3,
+            loadgen_processes=args.loadgen_processes or cpus,
+            workers=workers,
+            threads=args.threads,
+        )
+
+
+def size_label(size: int) -> str:
+    return f"{size // GiB} GiB" if size >= GiB else f"{size // MiB} MiB" if size >= MiB else f"{size} B"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Target:
+    """One server as the clients see it: where, whose token, which team."""
+
+    name: str
+    port: int
+    token: str
+    team: str
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def path(self, artifact_hash: str) -> str:
+        return f"/v8/artifacts/{artifact_hash}?slug={self.team}"
+
+
+def in_turns(targets: list[Target], rep: int) -> list[Target]:
+    """Who goes first alternates with each repetition."""
+    return targets if rep % 2 == 0 else targets[::-1]
+
+
+def median(values) -> float:
+    return statistics.median(list(values))
+
+
+# ---------------------------------------------------------------- services
+
+
+@contextmanager
+def bench_database(use_postgres: bool, var_dir: Path):
+    """A fresh PostgreSQL database dropped afterwards, else SQLite in var_dir."""
+    if not use_postgres:
+        yield f"sqlite:///{var_dir / 'hoard.db'}"
+        return
+    import psycopg
+
+    def admin(statement: str) -> None:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(statement)
+
+    admin(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+    admin(f"CREATE DATABASE {BENCH_DATABASE}")
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DATABASE}"
+    finally:
+        admin(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+@contextmanager
+def moto_server(log_dir: Path, buckets: list[str]):
+    """moto in a process of its own (not sharing the bench's GIL); yields its URL."""
+    import boto3
+
+    port = free_port()
+    log_file = open(log_dir / "moto.log", "ab")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with suppress(requests.RequestException):
+                if requests.get(url, timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.2)
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name=AWS_REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        for bucket in buckets:
+            client.create_bucket(Bucket=bucket)
+        yield url, process.pid
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log_file.close()
+
+
+def hoard_env(plan: Plan, *, redis_up: bool, s3_url: str | None, empty_file: Path) -> dict:
+    env = {
+        "LOG_LEVEL": "INFO",
+        "DOWNLOAD_MODE": "sendfile",
+        "RATE_LIMIT_BURST": RAISED_LIMIT,
+        "RATE_LIMIT_SUSTAINED": RAISED_LIMIT,
+        "RATELIMIT_STORAGE_URI": REDIS_URL if redis_up else "memory://",
+        "WEB_CONCURRENCY": plan.workers,
+    }
+    if s3_url:
+        env.update(
+            STORAGE_BACKEND="s3",
+            S3_BUCKET="hoard-bench",
+            S3_ENDPOINT_URL=s3_url,
+            S3_REGION=AWS_REGION,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_CONFIG_FILE=str(empty_file),
+            AWS_SHARED_CREDENTIALS_FILE=str(empty_file),
+        )
+    return env
+
+
+def peer_env(s3_url: str | None) -> dict:
+    if not s3_url:
+        return {}
+    return {
+        "STORAGE_PROVIDER": "s3",
+        "STORAGE_PATH": "peer-bench",
+        "S3_ACCESS_KEY": "testing",
+        "S3_SECRET_KEY": "testing",
+        "S3_REGION": AWS_REGION,
+        "S3_ENDPOINT": s3_url,
+    }
+
+
+def smoke_check(target: Target) -> None:
+    """PUT, GET, HEAD of one artifact and a 404 for a missing one, before any timing."""
+    body = os.urandom(4096)
+    artifact = f"smoke-{secrets.token_hex(8)}"
+    headers = {"Authorization": f"Bearer {target.token}"}
+    transfer.put_bytes(target.port, target.path(artifact), target.token, body)
+    got = requests.get(target.url + target.path(artifact), headers=headers, timeout=30)
+    head = requests.head(target.url + target.path(artifact), headers=headers, timeout=30)
+    missing = requests.get(target.url + target.path(f"missing-{artifact}"), headers=headers, timeout=30)
+    problems = []
+    if got.status_code != 200 or got.content != body:
+        problems.append(f"GET answered {got.status_code} with {len(got.content)} bytes")
+    if head.status_code != 200:
+        problems.append(f"HEAD answered {head.status_code}")
+    if missing.status_code != 404:
+        problems.append(f"GET of a missing artifact answered {missing.status_code}")
+    if problems:
+        raise RuntimeError(f"{target.name} fails the smoke check: {'; '.join(problems)}")
+
+
+# ---------------------------------------------------------------- machine limits
+
+
+def measure_limits(plan: Plan, work: Path, body: Path) -> dict:
+    log(f"machine limits: fsync'd disk write and loopback copy of {size_label(plan.limit_bytes)}")
+    disk = [limits.disk_write_mb_s(work, plan.limit_bytes) for _ in range(plan.reps)]
+    loop = limits.loopback_mb_s(body, plan.reps)
+    return {
+        "disk_write_mb_s": median(disk),
+        "loopback_mb_s": median(loop["plain"]),
+        "loopback_sha256_mb_s": median(loop["sha256"]),
+        "runs": {"disk_write_mb_s": disk, "loopback_mb_s": loop["plain"], "loopback_sha256_mb_s": loop["sha256"]},
+        "bytes": plan.limit_bytes,
+    }
+
+
+def small_requests(target: Target, method: str, hashes: list[str]) -> list[bytes]:
+    return [
+        (
+            f"{method} {target.path(h)} HTTP/1.1\r\nHost: 127.0.0.1:{target.port}\r\n"
+            f"Authorization: Bearer {target.token}\r\nUser-Agent: hoard-bench\r\n\r\n"
+        ).encode()
+        for h in hashes
+    ]
+
+
+def calibrate_loadgen(plan: Plan, generator: loadgen.LoadGenerator, work: Path) -> dict:
+    """The generator against node's canned responder: what it can drive at most."""
+    log("load generator capacity against a canned node responder")
+    process = subprocess.Popen(
+        ["node", str(NULL_RESPONDER)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        port = int(process.stdout.readline())
+        target = Target("null", port, "x", "x", process.pid)
+        hashes = [f"{i:016x}" for i in range(SMALL_ARTIFACTS)]
+        results = {}
+        for method in ("HEAD", "GET"):
+            for concurrency in plan.concurrencies:
+                runs = [
+                    generator.run(
+                        port,
+                        small_requests(target, method, hashes),
+                        head=method == "HEAD",
+                        concurrency=concurrency,
+                        duration=plan.duration,
+                        server_pid=process.pid,
+                    )
+                    for _ in range(plan.reps)
+                ]
+                summary = loadgen.median_result(runs)
+                summary["client_cpu_us_per_request"] = median(
+                    r.client_cpu_s / max(r.completed, 1) * 1e6 for r in runs
+                )
+                summary["runs"] = [r.as_dict() for r in runs]
+                results[f"{method} c={concurrency}"] = summary
+        return results
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+
+
+# ---------------------------------------------------------------- phases
+
+
+def warm_up(targets, generator, plan, small_hashes, bodies) -> None:
+    """Touch every worker and code path before anything is timed."""
+    for target in targets:
+        for _ in range(8):
+            artifact = f"warm-{secrets.token_hex(6)}"
+            transfer.put_file(target.port, target.path(artifact), target.token, bodies[MiB][0])
+            transfer.get_to_null(target.port, target.path(artifact), target.token)
+        for method in ("HEAD", "GET"):
+            generator.run(
+                target.port,
+                small_requests(target, method, small_hashes),
+                head=method == "HEAD",
+                concurrency=max(plan.concurrencies),
+                duration=1.0,
+            )
+
+
+def measure_transfers(targets, plan, sizes, bodies, sampler) -> dict:
+    results: dict[str, dict] = {}
+    for size in sizes:
+        label = size_label(size)
+        body, digest = bodies[size]
+        reps = plan.large_reps if size >= GiB else plan.reps
+        runs: dict[str, list[dict]] = {t.name: [] for t in targets}
+        log(f"PUT/GET {label} x{reps}")
+        with sampler.phase(f"transfer {label}"):
+            for rep in range(reps):
+                for target in in_turns(targets, rep):
+                    artifact = f"large-{label.replace(' ', '')}-{rep}-{secrets.token_hex(4)}"
+                    cpu_before = tree_cpu(target.pid)
+                    put = transfer.put_file(target.port, target.path(artifact), target.token, body)
+                    cpu_between = tree_cpu(target.pid)
+                    get = transfer.get_to_null(target.port, target.path(artifact), target.token)
+                    cpu_after = tree_cpu(target.pid)
+                    if get.nbytes != size or get.sha256 != digest:
+                        raise RuntimeError(
+                            f"{target.name} returned {get.nbytes} bytes, sha256 {get.sha256}; "
+                            f"sent {size} bytes, sha256 {digest}"
+                        )
+                    runs[target.name].append(
+                        {
+                            "put_mb_s": put.mb_per_s,
+                            "get_mb_s": get.mb_per_s,
+                            "put_seconds": put.seconds,
+                            "get_seconds": get.seconds,
+                            "put_server_cpu_s": cpu_between - cpu_before,
+                            "get_server_cpu_s": cpu_after - cpu_between,
+                            "put_status": put.status,
+                            "get_content_length": get.content_length,
+                            "sha256_ok": True,
+                        }
+                    )
+                    log(
+                        f"  {target.name:5} {label}: PUT {put.mb_per_s:7.0f} MB/s  "
+                        f"GET {get.mb_per_s:7.0f} MB/s  sha256 ok"
+                    )
+        results[label] = {
+            name: {
+                "put_mb_s": median(r["put_mb_s"] for r in rows),
+                "get_mb_s": median(r["get_mb_s"] for r in rows),
+                "put_server_cpu_s": median(r["put_server_cpu_s"] for r in rows),
+                "get_server_cpu_s": median(r["get_server_cpu_s"] for r in rows),
+                "runs": rows,
+            }
+            for name, rows in runs.items()
+        }
+    return results
+
+
+def measure_small(targets, plan, generator, small_hashes, sampler) -> dict:
+    results: dict[str, dict] = {}
+    with sampler.phase("small requests"):
+        for method in ("HEAD", "GET"):
+            for concurrency in plan.concurrencies:
+                key = f"{method} c={concurrency}"
+                runs: dict[str, list] = {t.name: [] for t in targets}
+                for rep in range(plan.reps):
+                    for target in in_turns(targets, rep):
+                        result = generator.run(
+                            target.port,
+                            small_requests(target, method, small_hashes),
+                            head=method == "HEAD",
+                            concurrency=concurrency,
+                            duration=plan.duration,
+                            server_pid=target.pid,
+                        )
+                        runs[target.name].append(result)
+                results[key] = {}
+                for name, rows in runs.items():
+                    summary = loadgen.median_result(rows)
+                    summary["server_cpu_us_per_request"] = median(
+                        (r.server_cpu_s or 0.0) / max(r.completed, 1) * 1e6 for r in rows
+                    )
+                    summary["runs"] = [r.as_dict() for r in rows]
+                    results[key][name] = summary
+                line = "  ".join(
+                    f"{name} {results[key][name]['requests_per_s']:7.0f} req/s "
+                    f"p99 {results[key][name]['p99_ms']:6.2f} ms"
+                    + (f" ({results[key][name]['errors']} errors)" if results[key][name]["errors"] else "")
+                    for name in runs
+                )
+                log(f"  {key:10} {line}")
+    return results
+
+
+def measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name) -> dict:
+    runs: dict[str, list[dict]] = {t.name: [] for t in targets}
+    with sampler.phase("turbo"):
+        for rep in range(plan.turbo_reps):
+            for target in in_turns(targets, rep):
+                # A namespace of its own, so the cold build misses every task.
+                if target.name == "hoard":
+                    tenant = hoard_server.create_tenant(f"turbo-{pass_name}-{rep}-{secrets.token_hex(3)}")
+                    token, team = tenant.key, tenant.slug
+                else:
+                    token, team = target.token, f"turbo-{pass_name}-{rep}-{secrets.token_hex(3)}"
+                figures = {}
+                outputs = None
+                for kind, expected in (("cold", {("MISS", None)}), ("warm", {("HIT", "REMOTE")})):
+                    turbo.wipe(repo)
+                    started = time.perf_counter()
+                    run = turbo.run_build(binary, repo, api=target.url, token=token, team=team)
+                    figures[f"{kind}_s"] = time.perf_counter() - started
+                    sources = set(run.cache_sources().values())
+                    if run.returncode != 0 or sources != expected:
+                        raise RuntimeError(
+                            f"{target.name} {kind} turbo build: exit {run.returncode}, caches {sources}, "
+                            f"expected {expected}:\n{run.output[-2000:]}"
+                        )
+                    if outputs is None:
+                        outputs = turbo.hash_outputs(repo)
+                    elif turbo.hash_outputs(repo) != outputs:
+                        raise RuntimeError(f"{target.name} warm build restored different outputs")
+                runs[target.name].append(figures)
+                log(f"  {target.name:5} turbo cold {figures['cold_s']:.2f} s  warm {figures['warm_s']:.2f} s")
+    return {
+        name: {
+            "cold_s": median(r["cold_s"] for r in rows),
+            "warm_s": median(r["warm_s"] for r in rows),
+            "runs": rows,
+        }
+        for name, rows in runs.items()
+    }
+
+
+def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -> dict:
+    s3 = pass_name == "s3"
+    sizes = plan.s3_sizes if s3 else plan.sizes
+    pass_dir = work / pass_name
+    pass_dir.mkdir()
+    empty_file = pass_dir / "empty"
+    empty_file.write_text("")
+    log(f"=== pass: {pass_name} storage ===")
+    with ExitStack() as stack:
+        s3_url, moto_pid = (
+            stack.enter_context(moto_server(pass_dir, ["hoard-bench", "peer-bench"])) if s3 else (None, None)
+        )
+        if services["redis"]:
+            flush_redis()
+        database_url = stack.enter_context(bench_database(services["postgres"], pass_dir / "hoard"))
+        hoard_server = HoardServer(
+            var_dir=pass_dir / "hoard",
+            database_url=database_url,
+            workers=plan.workers,
+            threads=plan.threads,
+            env_overrides=hoard_env(plan, redis_up=services["redis"], s3_url=s3_url, empty_file=empty_file),
+        )
+        stack.enter_context(hoard_server)
+        tenant = hoard_server.create_tenant(f"bench-{pass_name}")
+        peer_token = secrets.token_hex(16)
+        peer_server = stack.enter_context(
+            peer.PeerServer(
+                entry_point=services["peer_entry"],
+                var_dir=pass_dir / "peer",
+                token=peer_token,
+                env_overrides=peer_env(s3_url),
+            )
+        )
+        targets = [
+            Target("hoard", hoard_server.port, tenant.key, tenant.slug, hoard_server.process.pid),
+            Target("peer", peer_server.port, peer_token, "bench", peer_server.process.pid),
+        ]
+        for target in targets:
+            smoke_check(target)
+        log(f"hoard on :{hoard_server.port} (pid {hoard_server.process.pid}), peer on :{peer_server.port}")
+        roots = {t.name: t.pid for t in targets}
+        if moto_pid:
+            roots["moto"] = moto_pid
+        sampler = PeakSampler(roots)
+        sampler.start()
+        stack.callback(sampler.stop)
+
+        small_hashes = [f"small{i:03d}{secrets.token_hex(5)}" for i in range(SMALL_ARTIFACTS)]
+        for target in targets:
+            for artifact in small_hashes:
+                transfer.put_bytes(target.port, target.path(artifact), target.token, os.urandom(SMALL_SIZE))
+        log("warm-up")
+        warm_up(targets, generator, plan, small_hashes, bodies)
+        idle = {name: sampler_rss(pid) for name, pid in roots.items()}
+
+        result = {"idle_rss": idle}
+        result["transfers"] = measure_transfers(targets, plan, sizes, bodies, sampler)
+        log(f"HEAD/GET {SMALL_SIZE} B: {plan.duration:.0f} s per run, x{plan.reps}")
+        result["small"] = measure_small(targets, plan, generator, small_hashes, sampler)
+        log(f"turbo build x{plan.turbo_reps}")
+        result["turbo"] = measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name)
+        result["peak_rss"] = sampler.peaks
+        result["logs"] = {"hoard": str(hoard_server.log_path), "peer": str(peer_server.log_path)}
+        return result
+
+
+def sampler_rss(pid: int) -> int:
+    from bench.proctree import rss_bytes, tree
+
+    return rss_bytes(tree(pid))
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass
+class Row:
+    section: str
+    measure: str
+    hoard: float | None
+    peer: float | None
+    unit: str
+    higher_is_better: bool = True
+    limit: float | None = None  # the machine's limit for this figure, same unit
+    limit_name: str = ""
+    target: str = ""
+    verdict: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.hoard is None or not self.peer:
+            return None
+        return self.hoard / self.peer
+
+    def as_dict(self) -> dict:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["ratio"] = self.ratio
+        return data
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def build_rows(pass_name: str, result: dict, machine: dict) -> list[Row]:
+    s3 = pass_name == "s3"
+    section = f"{pass_name}"
+    rows: list[Row] = []
+    for label, figures in result["transfers"].items():
+        large = figures["hoard"]["put_mb_s"] is not None and label not in ("1 MiB",)
+        hoard, other = figures["hoard"], figures["peer"]
+        put = Row(section, f"PUT {label}", hoard["put_mb_s"], other["put_mb_s"], "MB/s")
+        put.limit, put.limit_name = machine["disk_write_mb_s"], "fsync'd disk"
+        get = Row(section, f"GET {label}", hoard["get_mb_s"], other["get_mb_s"], "MB/s")
+        get.limit, get.limit_name = machine["loopback_mb_s"], "loopback"
+        if large:
+            if s3:
+                put.target, put.verdict = ">= peer", verdict(put.hoard >= put.peer)
+                get.target, get.verdict = ">= peer", verdict(get.hoard >= get.peer)
+            else:
+                put.target = ">= peer, >= 80% disk"
+                put.verdict = verdict(put.hoard >= put.peer and put.hoard >= 0.8 * put.limit)
+                get.target = ">= peer, >= 50% loopback"
+                get.verdict = verdict(get.hoard >= get.peer and get.hoard >= 0.5 * get.limit)
+        rows += [put, get]
+    for key, figures in result["small"].items():
+        hoard, other = figures["hoard"], figures["peer"]
+        concurrency = int(key.split("c=")[1])
+        rate = Row(section, f"{key} req/s", hoard["requests_per_s"], other["requests_per_s"], "req/s")
+        p50 = Row(section, f"{key} p50", hoard["p50_ms"], other["p50_ms"], "ms", higher_is_better=False)
+        p99 = Row(section, f"{key} p99", hoard["p99_ms"], other["p99_ms"], "ms", higher_is_better=False)
+        cpu = Row(
+            section,
+            f"{key} server CPU/req",
+            hoard["server_cpu_us_per_request"],
+            other["server_cpu_us_per_request"],
+            "us",
+            higher_is_better=False,
+        )
+        if concurrency in (8, 32):
+            rate.target, rate.verdict = ">= peer", verdict(rate.hoard >= rate.peer)
+            p99.target, p99.verdict = "<= peer", verdict(p99.hoard <= p99.peer)
+        for row, name in ((rate, "hoard"), (rate, "peer")):
+            if figures[name]["errors"]:
+                row.notes.append(f"{name}: {figures[name]['errors']} non-2xx")
+        rows += [rate, p50, p99, cpu]
+    peaks = result["peak_rss"]
+    transfer_labels = [label for label in result["transfers"]]
+    for label in [f"transfer {t}" for t in transfer_labels] + ["small requests", "turbo"]:
+        if label in peaks:
+            rows.append(
+                Row(
+                    section,
+                    f"peak RSS, {label}",
+                    peaks[label].get("hoard", 0) / MB,
+                    peaks[label].get("peer", 0) / MB,
+                    "MB",
+                    higher_is_better=False,
+                )
+            )
+    if len(transfer_labels) >= 2:
+        smallest, largest = transfer_labels[0], transfer_labels[-1]
+        growth = {
+            name: (peaks[f"transfer {largest}"][name] - peaks[f"transfer {smallest}"][name]) / MB
+            for name in ("hoard", "peer")
+        }
+        row = Row(
+            section,
+            f"RSS growth {smallest} -> {largest}",
+            growth["hoard"],
+            growth["peer"],
+            "MB",
+            higher_is_better=False,
+        )
+        row.target, row.verdict = "<= 50 MB", verdict(growth["hoard"] <= 50)
+        rows.append(row)
+    turbo_figures = result["turbo"]
+    cold = Row(
+        section,
+        "turbo build, cold",
+        turbo_figures["hoard"]["cold_s"],
+        turbo_figures["peer"]["cold_s"],
+        "s",
+        higher_is_better=False,
+    )
+    warm = Row(
+        section,
+        "turbo build, warm",
+        turbo_figures["hoard"]["warm_s"],
+        turbo_figures["peer"]["warm_s"],
+        "s",
+        higher_is_better=False,
+    )
+    warm.target, warm.verdict = "<= peer", verdict(warm.hoard <= warm.peer)
+    rows += [cold, warm]
+    return rows
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit in ("ms",):
+        return f"{value:.2f}"
+    if unit == "s":
+        return f"{value:.2f}"
+    if unit == "MB":
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def print_table(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> None:
+    print()
+    print("machine limits (median):")
+    print(f"  fsync'd disk write      {machine['disk_write_mb_s']:8,.0f} MB/s")
+    print(f"  loopback copy           {machine['loopback_mb_s']:8,.0f} MB/s (sendfile -> recv, another process)")
+    print(f"  loopback + SHA-256      {machine['loopback_sha256_mb_s']:8,.0f} MB/s (what a verifying GET client can take)")
+    for key, figures in capacity.items():
+        print(
+            f"  load generator {key:9}{figures['requests_per_s']:8,.0f} req/s against a canned node responder, "
+            f"{figures['client_cpu_us_per_request']:.0f} us client CPU/request"
+        )
+    header = ("pass", "measure", "unit", "Hoard", "peer", "Hoard/peer", "better", "Hoard % of limit", "target")
+    table = [header]
+    for row in rows:
+        ratio = row.ratio
+        of_limit = f"{100 * row.hoard / row.limit:.0f}% {row.limit_name}" if row.limit and row.hoard else ""
+        target = f"{row.target}: {row.verdict}" if row.target else ""
+        if row.notes:
+            target = (target + " " if target else "") + "(" + "; ".join(row.notes) + ")"
+        table.append(
+            (
+                row.section,
+                row.measure,
+                row.unit,
+                fmt(row.hoard, row.unit),
+                fmt(row.peer, row.unit),
+                f"{ratio:.2f}" if ratio is not None else "-",
+                "higher" if row.higher_is_better else "lower",
+                of_limit,
+                target,
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    numeric = {3, 4, 5}
+    print()
+    for index, line in enumerate(table):
+        cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))]
+        print("  ".join(cells).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    print(f"MB = 10^6 bytes; medians; {cpus} CPUs shared by servers and clients.")
+
+
+def git_state() -> dict:
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return result.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 MiB and 64 MiB, one repetition, no S3")
+    parser.add_argument("--skip-s3", action="store_true", help="local storage only")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each phase (default 3)")
+    parser.add_argument("--duration", type=float, help="seconds per small-request run (default 5; quick 2)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default WEB_CONCURRENCY or 2*CPUs+1)")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (default 8)")
+    parser.add_argument("--loadgen-processes", type=int, help="load generator processes (default: CPUs)")
+    parser.add_argument("--work-dir", type=Path, help="where servers store (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (storage, logs)")
+    args = parser.parse_args()
+    plan = Plan.from_args(args)
+    cpus = os.cpu_count() or 1
+
+    services = {
+        "postgres": reachable("127.0.0.1", 5432),
+        "redis": reachable("127.0.0.1", 6379),
+    }
+    log(
+        f"database: {'PostgreSQL' if services['postgres'] else 'SQLite'}; rate limits: "
+        f"{'Redis db 15' if services['redis'] else 'in-process'}; gunicorn {plan.workers} workers x "
+        f"{plan.threads} threads"
+    )
+    services["peer_entry"] = peer.install()
+    binary = turbo.install()
+    log(f"peer {peer.PEER_PACKAGE} {peer.PEER_VERSION}; turbo {turbo.TURBO_VERSION}")
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    if args.work_dir:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="hoard-bench-", dir=args.work_dir))
+    started = datetime.now(UTC)
+    report: dict = {
+        "started": started.isoformat(),
+        "argv": sys.argv[1:],
+        "plan": plan.__dict__,
+        "machine": {
+            "cpus": cpus,
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
+            "loadavg_before": os.getloadavg(),
+        },
+        "versions": {"peer": peer.PEER_VERSION, "turbo": turbo.TURBO_VERSION, "hoard": git_state()},
+        "services": {
+            "database": "postgresql" if services["postgres"] else "sqlite",
+            "rate_limit_storage": REDIS_URL if services["redis"] else "memory://",
+        },
+        "work_dir": str(work),
+    }
+    try:
+        log(f"work dir {work}")
+        sizes = sorted(set(plan.sizes) | set(plan.s3_sizes if plan.s3 else []) | {MiB})
+        bodies = {}
+        for size in sizes:
+            path = work / f"body-{size}.bin"
+            bodies[size] = (path, transfer.write_body(path, size, seed=size))
+        limit_body = work / "limit-body.bin"
+        transfer.write_body(limit_body, plan.limit_bytes, seed=7)
+        machine = measure_limits(plan, work, limit_body)
+        limit_body.unlink()
+        report["limits"] = machine
+
+        repo = turbo.generate_monorepo(work / "monorepo")
+        passes = ["local"] + (["s3"] if plan.s3 else [])
+        rows: list[Row] = []
+        with loadgen.LoadGenerator(plan.loadgen_processes) as generator:
+            capacity = calibrate_loadgen(plan, generator, work)
+            report["loadgen_capacity"] = capacity
+            report["passes"] = {}
+            for pass_name in passes:
+                result = run_pass(pass_name, plan, work, bodies, generator, services, repo, binary)
+                report["passes"][pass_name] = result
+                rows += build_rows(pass_name, result, machine)
+        report["rows"] = [row.as_dict() for row in rows]
+        report["machine"]["loadavg_after"] = os.getloadavg()
+        report["finished"] = datetime.now(UTC).isoformat()
+        out = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}{'-quick' if args.quick else ''}.json"
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print_table(machine, capacity, rows, cpus)
+        failed = [row for row in rows if row.verdict == "FAIL"]
+        print(f"targets: {sum(1 for r in rows if r.verdict == 'PASS')} pass, {len(failed)} fail")
+        print(f"results: {out.relative_to(ROOT)}")
+        return 0
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,8 +7,8 @@ from flask import Flask
 from config import Config
 
 from .errors import register_error_handlers
-from .fast_input import FastInputMiddleware
 from .extensions import db, migrate
+from .fast_input import FastInputMiddleware
 from .ratelimit import init_rate_limits
 from .storage import init_storage
 

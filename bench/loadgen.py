@@ -284,7 +284,5 @@ def median_result(results: list[LoadResult]) -> dict:
         "p99_ms": statistics.median(r.p99_ms for r in results),
         "errors": max(r.errors for r in results),
         "client_cpu_share": statistics.median(r.client_cpu_s / r.duration for r in results),
-        "server_cpu_share": statistics.median(
-            (r.server_cpu_s or 0.0) / r.duration for r in results
-        ),
+        "server_cpu_share": statistics.median((r.server_cpu_s or 0.0) / r.duration for r in results),
     }

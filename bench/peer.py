@@ -61,7 +61,9 @@ def install(install_dir: Path = INSTALL_DIR) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{install_dir.name}-", dir=install_dir.parent))
     try:
         (staging / "package.json").write_text(
-            json.dumps({"name": "hoard-bench-peer", "private": True, "dependencies": {PEER_PACKAGE: PEER_VERSION}})
+            json.dumps(
+                {"name": "hoard-bench-peer", "private": True, "dependencies": {PEER_PACKAGE: PEER_VERSION}}
+            )
         )
         result = subprocess.run(
             ["npm", "install", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import limits, loadgen, peer, transfer  # noqa: E402
-from bench.proctree import PeakSampler, tree_cpu  # noqa: E402
+from bench.proctree import PeakSampler, rss_bytes, tree, tree_cpu  # noqa: E402
 from tests.e2e import turbo  # noqa: E402
 from tests.live_server import BIN, HoardServer, free_port  # noqa: E402
 
@@ -228,7 +228,6 @@ def hoard_env(plan: Plan, *, redis_up: bool, s3_url: str | None, empty_file: Pat
         "RATE_LIMIT_BURST": RAISED_LIMIT,
         "RATE_LIMIT_SUSTAINED": RAISED_LIMIT,
         "RATELIMIT_STORAGE_URI": REDIS_URL if redis_up else "memory://",
-        "WEB_CONCURRENCY": plan.workers,
     }
     if s3_url:
         env.update(
@@ -288,7 +287,11 @@ def measure_limits(plan: Plan, work: Path, body: Path) -> dict:
         "disk_write_mb_s": median(disk),
         "loopback_mb_s": median(loop["plain"]),
         "loopback_sha256_mb_s": median(loop["sha256"]),
-        "runs": {"disk_write_mb_s": disk, "loopback_mb_s": loop["plain"], "loopback_sha256_mb_s": loop["sha256"]},
+        "runs": {
+            "disk_write_mb_s": disk,
+            "loopback_mb_s": loop["plain"],
+            "loopback_sha256_mb_s": loop["sha256"],
+        },
         "bytes": plan.limit_bytes,
     }
 
@@ -398,7 +401,7 @@ def measure_transfers(targets, plan, sizes, bodies, sampler) -> dict:
                         f"  {target.name:5} {label}: PUT {put.mb_per_s:7.0f} MB/s  "
                         f"GET {get.mb_per_s:7.0f} MB/s  sha256 ok"
                     )
-        results[label] = {
+        results[label] = {"bytes": size} | {
             name: {
                 "put_mb_s": median(r["put_mb_s"] for r in rows),
                 "get_mb_s": median(r["get_mb_s"] for r in rows),
@@ -540,7 +543,7 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
                 transfer.put_bytes(target.port, target.path(artifact), target.token, os.urandom(SMALL_SIZE))
         log("warm-up")
         warm_up(targets, generator, plan, small_hashes, bodies)
-        idle = {name: sampler_rss(pid) for name, pid in roots.items()}
+        idle = {name: rss_bytes(tree(pid)) for name, pid in roots.items()}
 
         result = {"idle_rss": idle}
         result["transfers"] = measure_transfers(targets, plan, sizes, bodies, sampler)
@@ -551,12 +554,6 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
         result["peak_rss"] = sampler.peaks
         result["logs"] = {"hoard": str(hoard_server.log_path), "peer": str(peer_server.log_path)}
         return result
-
-
-def sampler_rss(pid: int) -> int:
-    from bench.proctree import rss_bytes, tree
-
-    return rss_bytes(tree(pid))
 
 
 # ---------------------------------------------------------------- report
@@ -597,7 +594,7 @@ def build_rows(pass_name: str, result: dict, machine: dict) -> list[Row]:
     section = f"{pass_name}"
     rows: list[Row] = []
     for label, figures in result["transfers"].items():
-        large = figures["hoard"]["put_mb_s"] is not None and label not in ("1 MiB",)
+        large = figures["bytes"] >= 64 * MiB
         hoard, other = figures["hoard"], figures["peer"]
         put = Row(section, f"PUT {label}", hoard["put_mb_s"], other["put_mb_s"], "MB/s")
         put.limit, put.limit_name = machine["disk_write_mb_s"], "fsync'd disk"
@@ -702,14 +699,29 @@ def print_table(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> No
     print()
     print("machine limits (median):")
     print(f"  fsync'd disk write      {machine['disk_write_mb_s']:8,.0f} MB/s")
-    print(f"  loopback copy           {machine['loopback_mb_s']:8,.0f} MB/s (sendfile -> recv, another process)")
-    print(f"  loopback + SHA-256      {machine['loopback_sha256_mb_s']:8,.0f} MB/s (what a verifying GET client can take)")
+    print(
+        f"  loopback copy           {machine['loopback_mb_s']:8,.0f} MB/s (sendfile -> recv, another process)"
+    )
+    print(
+        f"  loopback + SHA-256      {machine['loopback_sha256_mb_s']:8,.0f} MB/s "
+        "(what a GET client that verifies can take)"
+    )
     for key, figures in capacity.items():
         print(
-            f"  load generator {key:9}{figures['requests_per_s']:8,.0f} req/s against a canned node responder, "
+            f"  load generator {key:9}{figures['requests_per_s']:8,.0f} req/s vs a canned node responder, "
             f"{figures['client_cpu_us_per_request']:.0f} us client CPU/request"
         )
-    header = ("pass", "measure", "unit", "Hoard", "peer", "Hoard/peer", "better", "Hoard % of limit", "target")
+    header = (
+        "pass",
+        "measure",
+        "unit",
+        "Hoard",
+        "peer",
+        "Hoard/peer",
+        "better",
+        "Hoard % of limit",
+        "target",
+    )
     table = [header]
     for row in rows:
         ratio = row.ratio
@@ -734,7 +746,10 @@ def print_table(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> No
     numeric = {3, 4, 5}
     print()
     for index, line in enumerate(table):
-        cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))]
+        cells = [
+            cell.rjust(w) if i in numeric else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ]
         print("  ".join(cells).rstrip())
         if index == 0:
             print("  ".join("-" * w for w in widths))

@@ -4,7 +4,6 @@ hashed, so neither side of the client holds the artifact."""
 
 import hashlib
 import http.client
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -59,12 +58,9 @@ def put_file(port: int, path: str, token: str, body: Path, *, timeout: float = 9
         conn.putheader("x-artifact-duration", "1000")
         conn.endheaders()
         with open(body, "rb") as source:
-            offset = 0
-            while offset < size:
-                sent = os.sendfile(conn.sock.fileno(), source.fileno(), offset, size - offset)
-                if sent == 0:
-                    raise ConnectionError("the server stopped reading the body")
-                offset += sent
+            # socket.sendfile: sendfile(2), waiting on the (timeout) socket between calls.
+            if conn.sock.sendfile(source) != size:
+                raise ConnectionError("the body was not sent whole")
         response = conn.getresponse()
         answer = response.read()
         seconds = time.perf_counter() - started

@@ -5,6 +5,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
+from .types import BYTE_ORDER_ID
 
 
 class Blob(db.Model):
@@ -37,7 +38,9 @@ class Artifact(db.Model):
         Index("ix_artifacts_blob", "blob_id"),
     )
 
-    id: Mapped[str] = mapped_column(String(24), primary_key=True)  # art_...
+    # Byte order for the (created_at DESC, id DESC) contract, whatever the
+    # database's default collation.
+    id: Mapped[str] = mapped_column(BYTE_ORDER_ID, primary_key=True)  # art_...
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id", ondelete="RESTRICT"))
     filename: Mapped[str] = mapped_column(String(255))

@@ -1,9 +1,10 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from .types import BYTE_ORDER_LABEL
 
 
 class Session(db.Model):
@@ -13,7 +14,7 @@ class Session(db.Model):
     __table_args__ = (Index("ix_sessions_tenant_activity", "tenant_id", "last_artifact_at", "session_id"),)
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
-    session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    session_id: Mapped[str] = mapped_column(BYTE_ORDER_LABEL, primary_key=True)
     artifact_count: Mapped[int] = mapped_column(Integer, default=0)
     first_artifact_at: Mapped[datetime]
     last_artifact_at: Mapped[datetime]

@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, tuple_
 
 from ..clock import now
 from ..errors import InvalidRequest, SessionNotFound, SessionSealed
@@ -122,10 +122,7 @@ def list_sessions(
     if after:
         at, session_id = _decode_cursor(after)
         query = query.where(
-            or_(
-                Session.last_artifact_at < at,
-                and_(Session.last_artifact_at == at, Session.session_id < session_id),
-            )
+            tuple_(Session.last_artifact_at, Session.session_id) < tuple_(at, session_id)
         )
     query = query.order_by(Session.last_artifact_at.desc(), Session.session_id.desc()).limit(limit + 1)
     rows = list(db.session.scalars(query))

@@ -9,6 +9,7 @@ import json
 from importlib import resources
 
 import pytest
+from hypothesis import HealthCheck, settings
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -22,6 +23,8 @@ from tests.live_server import HoardServer
 
 MAX_EXAMPLES = 30
 SEED = 20260528
+WORKFLOWS = 30
+STEPS = 6
 UNLIMITED = "1000000 per second"
 
 
@@ -95,3 +98,26 @@ schema.config.seed = SEED
 @schema.parametrize()
 def test_fuzz(case, fuzz_server, fuzz_auth):
     case.call_and_validate(base_url=fuzz_server.url, headers=fuzz_auth, checks=CHECKS)
+
+
+def test_fuzz_workflows(fuzz_server, fuzz_auth):
+    """Operations chained along the document's links: an upload, then its
+    artifact read, linked, extended, completed, deleted; a link downloaded."""
+
+    class Workflow(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"base_url": fuzz_server.url, "headers": fuzz_auth}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=WORKFLOWS,
+            stateful_step_count=STEPS,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )

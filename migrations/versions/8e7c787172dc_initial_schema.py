@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 35b841dd6575
+Revision ID: 8e7c787172dc
 Revises: 
-Create Date: 2026-11-22 14:41:07.332728
+Create Date: 2026-11-22 14:52:46.768992
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '35b841dd6575'
+revision = '8e7c787172dc'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -94,7 +94,7 @@ def upgrade():
 
     op.create_table('sessions',
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('session_id', sa.String(length=128), nullable=False),
+    sa.Column('session_id', sa.String(length=128).with_variant(sa.VARCHAR(length=128, collation='C'), 'postgresql'), nullable=False),
     sa.Column('artifact_count', sa.Integer(), nullable=False),
     sa.Column('first_artifact_at', sa.DateTime(), nullable=False),
     sa.Column('last_artifact_at', sa.DateTime(), nullable=False),
@@ -119,7 +119,7 @@ def upgrade():
     sa.UniqueConstraint('tenant_id', 'month', name=op.f('uq_usage_months_tenant_id'))
     )
     op.create_table('artifacts',
-    sa.Column('id', sa.String(length=24), nullable=False),
+    sa.Column('id', sa.String(length=24).with_variant(sa.VARCHAR(length=24, collation='C'), 'postgresql'), nullable=False),
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('blob_id', sa.Integer(), nullable=True),
     sa.Column('filename', sa.String(length=255), nullable=False),
@@ -147,7 +147,7 @@ def upgrade():
         batch_op.create_index('ix_artifacts_tenant_session', ['tenant_id', 'session_id', 'created_at', 'id'], unique=False)
 
     op.create_table('artifact_meta',
-    sa.Column('artifact_id', sa.String(length=24), nullable=False),
+    sa.Column('artifact_id', sa.String(length=24).with_variant(sa.VARCHAR(length=24, collation='C'), 'postgresql'), nullable=False),
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('value', sa.String(length=8192), nullable=False),
@@ -161,7 +161,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('key', sa.String(length=256), nullable=False),
-    sa.Column('artifact_id', sa.String(length=24), nullable=False),
+    sa.Column('artifact_id', sa.String(length=24).with_variant(sa.VARCHAR(length=24, collation='C'), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['artifact_id'], ['artifacts.id'], name=op.f('fk_idempotency_records_artifact_id_artifacts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_idempotency_records_tenant_id_tenants'), ondelete='CASCADE'),
@@ -171,7 +171,7 @@ def upgrade():
     op.create_table('links',
     sa.Column('id', sa.String(length=24), nullable=False),
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('artifact_id', sa.String(length=24), nullable=False),
+    sa.Column('artifact_id', sa.String(length=24).with_variant(sa.VARCHAR(length=24, collation='C'), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('expires_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['artifact_id'], ['artifacts.id'], name=op.f('fk_links_artifact_id_artifacts'), ondelete='CASCADE'),

@@ -205,12 +205,15 @@ def _echo_report(report: gc_service.GcReport) -> None:
 
 
 def _bytes(count: int) -> str:
-    size, unit = float(count), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
+    """`1,234,567 bytes (1.2 MiB)`; under a KiB, just the bytes."""
+    if count < 1024:
+        return f"{count:,} bytes"
+    size, unit = count / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if size < 1024:
             break
-        size /= 1024
-    return f"{count:,} bytes" if unit == "B" else f"{count:,} bytes ({size:.1f} {unit})"
+        size, unit = size / 1024, bigger
+    return f"{count:,} bytes ({size:.1f} {unit})"
 
 
 def init_app(app: Flask) -> None:

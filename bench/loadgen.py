@@ -20,7 +20,7 @@ import time
 from array import array
 from dataclasses import dataclass
 
-from bench.proctree import tree_cpu, wait_until
+from bench.proctree import machine_busy_seconds, tree_cpu, wait_until
 
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
 NS = 1_000_000_000
@@ -182,9 +182,19 @@ class LoadResult:
     processes: int
     client_cpu_s: float
     server_cpu_s: float | None
+    machine_cpu_s: float | None  # every process on the machine, these included
+
+    @property
+    def other_cpu_s(self) -> float | None:
+        """CPU time used by processes other than this server and this generator."""
+        if self.machine_cpu_s is None or self.server_cpu_s is None:
+            return None
+        return max(0.0, self.machine_cpu_s - self.server_cpu_s - self.client_cpu_s)
 
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {name: getattr(self, name) for name in self.__dataclass_fields__} | {
+            "other_cpu_s": self.other_cpu_s
+        }
 
 
 def percentile(ordered: list[int], fraction: float) -> float:
@@ -229,12 +239,13 @@ class LoadGenerator:
         for pipe, share in zip(self.pipes, shares, strict=False):
             pipe.send(Job(port, tuple(requests), head, share, first, start_at, duration))
             first += share
-        server_cpu = None
+        server_cpu = machine_cpu = None
         if server_pid is not None:
             wait_until(start_at)
-            before = tree_cpu(server_pid)
+            before, machine_before = tree_cpu(server_pid), machine_busy_seconds()
             wait_until(start_at + duration)
             server_cpu = tree_cpu(server_pid) - before
+            machine_cpu = machine_busy_seconds() - machine_before
         results = [pipe.recv() for pipe in self.pipes[:processes]]
         for result in results:
             if isinstance(result, Exception):
@@ -259,6 +270,7 @@ class LoadGenerator:
             processes=processes,
             client_cpu_s=sum(result.cpu_seconds for result in results),
             server_cpu_s=server_cpu,
+            machine_cpu_s=machine_cpu,
         )
 
     def close(self) -> None:
@@ -285,4 +297,5 @@ def median_result(results: list[LoadResult]) -> dict:
         "errors": max(r.errors for r in results),
         "client_cpu_share": statistics.median(r.client_cpu_s / r.duration for r in results),
         "server_cpu_share": statistics.median((r.server_cpu_s or 0.0) / r.duration for r in results),
+        "other_cpu_share": statistics.median((r.other_cpu_s or 0.0) / r.duration for r in results),
     }

@@ -49,6 +49,14 @@ def tree_cpu(root: int) -> float:
     return cpu_seconds(tree(root))
 
 
+def machine_busy_seconds() -> float:
+    """CPU time every process on the machine has used so far (all CPUs, not idle or iowait)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 class PeakSampler(threading.Thread):
     """Samples the RSS of each named tree every `interval` seconds; while a
     phase is open, keeps each tree's highest sample under that phase's label.

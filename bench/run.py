@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +36,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import limits, loadgen, peer, transfer  # noqa: E402
+from bench import limits, loadgen, peer, report, transfer  # noqa: E402
 from bench.proctree import PeakSampler, rss_bytes, tree, tree_cpu  # noqa: E402
 from tests.e2e import turbo  # noqa: E402
 from tests.live_server import BIN, HoardServer, free_port  # noqa: E402
@@ -58,14 +58,12 @@ NULL_RESPONDER = ROOT / "bench" / "null_responder.js"
 @dataclass
 class Plan:
     sizes: list[int]
-    s3_sizes: list[int]
     reps: int
-    large_reps: int  # for sizes of 1 GiB and more
-    duration: float
+    s3_large_reps: int  # for 1 GiB and more through moto, which is slow
+    duration: float  # seconds of each small-request run
     concurrencies: list[int]
-    turbo_reps: int
     limit_bytes: int
-    s3: bool
+    passes: list[str]
     loadgen_processes: int
     workers: int
     threads: int
@@ -73,34 +71,22 @@ class Plan:
     @classmethod
     def from_args(cls, args) -> "Plan":
         cpus = os.cpu_count() or 1
-        workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", cpus * 2 + 1))
-        if args.quick:
-            return cls(
-                sizes=[MiB, 64 * MiB],
-                s3_sizes=[],
-                reps=1,
-                large_reps=1,
-                duration=args.duration or 2.0,
-                concurrencies=[1, 8, 32],
-                turbo_reps=1,
-                limit_bytes=256 * MiB,
-                s3=False,
-                loadgen_processes=args.loadgen_processes or cpus,
-                workers=workers,
-                threads=args.threads,
-            )
+        reps = 1 if args.quick else args.reps
+        if args.passes:
+            passes = args.passes.split(",")
+        else:
+            passes = ["local"] if args.quick or args.skip_s3 else ["local", "s3"]
         return cls(
-            sizes=[MiB, 64 * MiB, GiB],
-            s3_sizes=[MiB, 64 * MiB, GiB],
-            reps=args.reps,
-            large_reps=args.reps,
-            duration=args.duration or 5.0,
+            sizes=[MiB, 64 * MiB] if args.quick else [MiB, 64 * MiB, GiB],
+            reps=reps,
+            s3_large_reps=min(reps, 2),
+            duration=args.duration or (2.0 if args.quick else 5.0),
             concurrencies=[1, 8, 32],
-            turbo_reps=args.reps,
-            limit_bytes=GiB,
-            s3=not args.skip_s3,
+            limit_bytes=256 * MiB if args.quick else GiB,
+            passes=passes,
             loadgen_processes=args.loadgen_processes or cpus,
-            workers=workers,
+            # What gunicorn.conf.py would pick: WEB_CONCURRENCY, else 2 * CPUs + 1.
+            workers=args.workers or int(os.environ.get("WEB_CONCURRENCY", cpus * 2 + 1)),
             threads=args.threads,
         )
 
@@ -306,7 +292,7 @@ def small_requests(target: Target, method: str, hashes: list[str]) -> list[bytes
     ]
 
 
-def calibrate_loadgen(plan: Plan, generator: loadgen.LoadGenerator, work: Path) -> dict:
+def calibrate_loadgen(plan: Plan, generator: loadgen.LoadGenerator) -> dict:
     """The generator against node's canned responder: what it can drive at most."""
     log("load generator capacity against a canned node responder")
     process = subprocess.Popen(
@@ -362,12 +348,12 @@ def warm_up(targets, generator, plan, small_hashes, bodies) -> None:
             )
 
 
-def measure_transfers(targets, plan, sizes, bodies, sampler) -> dict:
+def measure_transfers(targets, plan, bodies, sampler, *, s3: bool) -> dict:
     results: dict[str, dict] = {}
-    for size in sizes:
+    for size in plan.sizes:
         label = size_label(size)
         body, digest = bodies[size]
-        reps = plan.large_reps if size >= GiB else plan.reps
+        reps = plan.s3_large_reps if s3 and size >= GiB else plan.reps
         runs: dict[str, list[dict]] = {t.name: [] for t in targets}
         log(f"PUT/GET {label} x{reps}")
         with sampler.phase(f"transfer {label}"):
@@ -395,6 +381,7 @@ def measure_transfers(targets, plan, sizes, bodies, sampler) -> dict:
                             "put_status": put.status,
                             "get_content_length": get.content_length,
                             "sha256_ok": True,
+                            "loadavg_1m": os.getloadavg()[0],
                         }
                     )
                     log(
@@ -453,7 +440,7 @@ def measure_small(targets, plan, generator, small_hashes, sampler) -> dict:
 def measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name) -> dict:
     runs: dict[str, list[dict]] = {t.name: [] for t in targets}
     with sampler.phase("turbo"):
-        for rep in range(plan.turbo_reps):
+        for rep in range(plan.reps):
             for target in in_turns(targets, rep):
                 # A namespace of its own, so the cold build misses every task.
                 if target.name == "hoard":
@@ -468,6 +455,7 @@ def measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name)
                     started = time.perf_counter()
                     run = turbo.run_build(binary, repo, api=target.url, token=token, team=team)
                     figures[f"{kind}_s"] = time.perf_counter() - started
+                    figures["loadavg_1m"] = os.getloadavg()[0]
                     sources = set(run.cache_sources().values())
                     if run.returncode != 0 or sources != expected:
                         raise RuntimeError(
@@ -492,7 +480,6 @@ def measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name)
 
 def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -> dict:
     s3 = pass_name == "s3"
-    sizes = plan.s3_sizes if s3 else plan.sizes
     pass_dir = work / pass_name
     pass_dir.mkdir()
     empty_file = pass_dir / "empty"
@@ -546,215 +533,14 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
         idle = {name: rss_bytes(tree(pid)) for name, pid in roots.items()}
 
         result = {"idle_rss": idle}
-        result["transfers"] = measure_transfers(targets, plan, sizes, bodies, sampler)
+        result["transfers"] = measure_transfers(targets, plan, bodies, sampler, s3=s3)
         log(f"HEAD/GET {SMALL_SIZE} B: {plan.duration:.0f} s per run, x{plan.reps}")
         result["small"] = measure_small(targets, plan, generator, small_hashes, sampler)
-        log(f"turbo build x{plan.turbo_reps}")
+        log(f"turbo build x{plan.reps}")
         result["turbo"] = measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name)
         result["peak_rss"] = sampler.peaks
         result["logs"] = {"hoard": str(hoard_server.log_path), "peer": str(peer_server.log_path)}
         return result
-
-
-# ---------------------------------------------------------------- report
-
-
-@dataclass
-class Row:
-    section: str
-    measure: str
-    hoard: float | None
-    peer: float | None
-    unit: str
-    higher_is_better: bool = True
-    limit: float | None = None  # the machine's limit for this figure, same unit
-    limit_name: str = ""
-    target: str = ""
-    verdict: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ratio(self) -> float | None:
-        if self.hoard is None or not self.peer:
-            return None
-        return self.hoard / self.peer
-
-    def as_dict(self) -> dict:
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        data["ratio"] = self.ratio
-        return data
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def build_rows(pass_name: str, result: dict, machine: dict) -> list[Row]:
-    s3 = pass_name == "s3"
-    section = f"{pass_name}"
-    rows: list[Row] = []
-    for label, figures in result["transfers"].items():
-        large = figures["bytes"] >= 64 * MiB
-        hoard, other = figures["hoard"], figures["peer"]
-        put = Row(section, f"PUT {label}", hoard["put_mb_s"], other["put_mb_s"], "MB/s")
-        put.limit, put.limit_name = machine["disk_write_mb_s"], "fsync'd disk"
-        get = Row(section, f"GET {label}", hoard["get_mb_s"], other["get_mb_s"], "MB/s")
-        get.limit, get.limit_name = machine["loopback_mb_s"], "loopback"
-        if large:
-            if s3:
-                put.target, put.verdict = ">= peer", verdict(put.hoard >= put.peer)
-                get.target, get.verdict = ">= peer", verdict(get.hoard >= get.peer)
-            else:
-                put.target = ">= peer, >= 80% disk"
-                put.verdict = verdict(put.hoard >= put.peer and put.hoard >= 0.8 * put.limit)
-                get.target = ">= peer, >= 50% loopback"
-                get.verdict = verdict(get.hoard >= get.peer and get.hoard >= 0.5 * get.limit)
-        rows += [put, get]
-    for key, figures in result["small"].items():
-        hoard, other = figures["hoard"], figures["peer"]
-        concurrency = int(key.split("c=")[1])
-        rate = Row(section, f"{key} req/s", hoard["requests_per_s"], other["requests_per_s"], "req/s")
-        p50 = Row(section, f"{key} p50", hoard["p50_ms"], other["p50_ms"], "ms", higher_is_better=False)
-        p99 = Row(section, f"{key} p99", hoard["p99_ms"], other["p99_ms"], "ms", higher_is_better=False)
-        cpu = Row(
-            section,
-            f"{key} server CPU/req",
-            hoard["server_cpu_us_per_request"],
-            other["server_cpu_us_per_request"],
-            "us",
-            higher_is_better=False,
-        )
-        if concurrency in (8, 32):
-            rate.target, rate.verdict = ">= peer", verdict(rate.hoard >= rate.peer)
-            p99.target, p99.verdict = "<= peer", verdict(p99.hoard <= p99.peer)
-        for row, name in ((rate, "hoard"), (rate, "peer")):
-            if figures[name]["errors"]:
-                row.notes.append(f"{name}: {figures[name]['errors']} non-2xx")
-        rows += [rate, p50, p99, cpu]
-    peaks = result["peak_rss"]
-    transfer_labels = [label for label in result["transfers"]]
-    for label in [f"transfer {t}" for t in transfer_labels] + ["small requests", "turbo"]:
-        if label in peaks:
-            rows.append(
-                Row(
-                    section,
-                    f"peak RSS, {label}",
-                    peaks[label].get("hoard", 0) / MB,
-                    peaks[label].get("peer", 0) / MB,
-                    "MB",
-                    higher_is_better=False,
-                )
-            )
-    if len(transfer_labels) >= 2:
-        smallest, largest = transfer_labels[0], transfer_labels[-1]
-        growth = {
-            name: (peaks[f"transfer {largest}"][name] - peaks[f"transfer {smallest}"][name]) / MB
-            for name in ("hoard", "peer")
-        }
-        row = Row(
-            section,
-            f"RSS growth {smallest} -> {largest}",
-            growth["hoard"],
-            growth["peer"],
-            "MB",
-            higher_is_better=False,
-        )
-        row.target, row.verdict = "<= 50 MB", verdict(growth["hoard"] <= 50)
-        rows.append(row)
-    turbo_figures = result["turbo"]
-    cold = Row(
-        section,
-        "turbo build, cold",
-        turbo_figures["hoard"]["cold_s"],
-        turbo_figures["peer"]["cold_s"],
-        "s",
-        higher_is_better=False,
-    )
-    warm = Row(
-        section,
-        "turbo build, warm",
-        turbo_figures["hoard"]["warm_s"],
-        turbo_figures["peer"]["warm_s"],
-        "s",
-        higher_is_better=False,
-    )
-    warm.target, warm.verdict = "<= peer", verdict(warm.hoard <= warm.peer)
-    rows += [cold, warm]
-    return rows
-
-
-def fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit in ("ms",):
-        return f"{value:.2f}"
-    if unit == "s":
-        return f"{value:.2f}"
-    if unit == "MB":
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def print_table(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> None:
-    print()
-    print("machine limits (median):")
-    print(f"  fsync'd disk write      {machine['disk_write_mb_s']:8,.0f} MB/s")
-    print(
-        f"  loopback copy           {machine['loopback_mb_s']:8,.0f} MB/s (sendfile -> recv, another process)"
-    )
-    print(
-        f"  loopback + SHA-256      {machine['loopback_sha256_mb_s']:8,.0f} MB/s "
-        "(what a GET client that verifies can take)"
-    )
-    for key, figures in capacity.items():
-        print(
-            f"  load generator {key:9}{figures['requests_per_s']:8,.0f} req/s vs a canned node responder, "
-            f"{figures['client_cpu_us_per_request']:.0f} us client CPU/request"
-        )
-    header = (
-        "pass",
-        "measure",
-        "unit",
-        "Hoard",
-        "peer",
-        "Hoard/peer",
-        "better",
-        "Hoard % of limit",
-        "target",
-    )
-    table = [header]
-    for row in rows:
-        ratio = row.ratio
-        of_limit = f"{100 * row.hoard / row.limit:.0f}% {row.limit_name}" if row.limit and row.hoard else ""
-        target = f"{row.target}: {row.verdict}" if row.target else ""
-        if row.notes:
-            target = (target + " " if target else "") + "(" + "; ".join(row.notes) + ")"
-        table.append(
-            (
-                row.section,
-                row.measure,
-                row.unit,
-                fmt(row.hoard, row.unit),
-                fmt(row.peer, row.unit),
-                f"{ratio:.2f}" if ratio is not None else "-",
-                "higher" if row.higher_is_better else "lower",
-                of_limit,
-                target,
-            )
-        )
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    numeric = {3, 4, 5}
-    print()
-    for index, line in enumerate(table):
-        cells = [
-            cell.rjust(w) if i in numeric else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
-    print()
-    print(f"MB = 10^6 bytes; medians; {cpus} CPUs shared by servers and clients.")
 
 
 def git_state() -> dict:
@@ -765,10 +551,16 @@ def git_state() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
 
 
+def _raise_on_sigterm(signum, frame):
+    # Servers run in sessions of their own: unwind so every one is stopped.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 MiB and 64 MiB, one repetition, no S3")
     parser.add_argument("--skip-s3", action="store_true", help="local storage only")
+    parser.add_argument("--passes", help="comma-separated passes to run: local, s3 (overrides the above)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of each phase (default 3)")
     parser.add_argument("--duration", type=float, help="seconds per small-request run (default 5; quick 2)")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default WEB_CONCURRENCY or 2*CPUs+1)")
@@ -779,15 +571,13 @@ def main() -> int:
     args = parser.parse_args()
     plan = Plan.from_args(args)
     cpus = os.cpu_count() or 1
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
-    services = {
-        "postgres": reachable("127.0.0.1", 5432),
-        "redis": reachable("127.0.0.1", 6379),
-    }
+    services = {"postgres": reachable("127.0.0.1", 5432), "redis": reachable("127.0.0.1", 6379)}
     log(
         f"database: {'PostgreSQL' if services['postgres'] else 'SQLite'}; rate limits: "
         f"{'Redis db 15' if services['redis'] else 'in-process'}; gunicorn {plan.workers} workers x "
-        f"{plan.threads} threads"
+        f"{plan.threads} threads; passes: {', '.join(plan.passes)}"
     )
     services["peer_entry"] = peer.install()
     binary = turbo.install()
@@ -798,7 +588,7 @@ def main() -> int:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="hoard-bench-", dir=args.work_dir))
     started = datetime.now(UTC)
-    report: dict = {
+    results: dict = {
         "started": started.isoformat(),
         "argv": sys.argv[1:],
         "plan": plan.__dict__,
@@ -813,41 +603,38 @@ def main() -> int:
         "services": {
             "database": "postgresql" if services["postgres"] else "sqlite",
             "rate_limit_storage": REDIS_URL if services["redis"] else "memory://",
+            "gunicorn": {"workers": plan.workers, "threads": plan.threads},
         },
         "work_dir": str(work),
     }
     try:
         log(f"work dir {work}")
-        sizes = sorted(set(plan.sizes) | set(plan.s3_sizes if plan.s3 else []) | {MiB})
         bodies = {}
-        for size in sizes:
+        for size in plan.sizes:
             path = work / f"body-{size}.bin"
             bodies[size] = (path, transfer.write_body(path, size, seed=size))
         limit_body = work / "limit-body.bin"
         transfer.write_body(limit_body, plan.limit_bytes, seed=7)
         machine = measure_limits(plan, work, limit_body)
         limit_body.unlink()
-        report["limits"] = machine
+        results["limits"] = machine
 
         repo = turbo.generate_monorepo(work / "monorepo")
-        passes = ["local"] + (["s3"] if plan.s3 else [])
-        rows: list[Row] = []
+        rows: list[report.Row] = []
         with loadgen.LoadGenerator(plan.loadgen_processes) as generator:
-            capacity = calibrate_loadgen(plan, generator, work)
-            report["loadgen_capacity"] = capacity
-            report["passes"] = {}
-            for pass_name in passes:
+            capacity = calibrate_loadgen(plan, generator)
+            results["loadgen_capacity"] = capacity
+            results["passes"] = {}
+            for pass_name in plan.passes:
                 result = run_pass(pass_name, plan, work, bodies, generator, services, repo, binary)
-                report["passes"][pass_name] = result
-                rows += build_rows(pass_name, result, machine)
-        report["rows"] = [row.as_dict() for row in rows]
-        report["machine"]["loadavg_after"] = os.getloadavg()
-        report["finished"] = datetime.now(UTC).isoformat()
+                results["passes"][pass_name] = result
+                rows += report.build_rows(pass_name, result, machine, cpus)
+        results["rows"] = [row.as_dict() for row in rows]
+        results["machine"]["loadavg_after"] = os.getloadavg()
+        results["finished"] = datetime.now(UTC).isoformat()
         out = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}{'-quick' if args.quick else ''}.json"
-        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        print_table(machine, capacity, rows, cpus)
-        failed = [row for row in rows if row.verdict == "FAIL"]
-        print(f"targets: {sum(1 for r in rows if r.verdict == 'PASS')} pass, {len(failed)} fail")
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        report.print_report(machine, capacity, rows, cpus)
         print(f"results: {out.relative_to(ROOT)}")
         return 0
     finally:

@@ -4,20 +4,24 @@ run, with every table emptied between tests; a test client and CLI runner."""
 import contextvars
 import secrets
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import boto3
 import pytest
+import requests
 import sqlalchemy as sa
 from botocore.config import Config
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from moto.server import ThreadedMotoServer
 
 from app import clock, create_app
 from app.extensions import db
 from tests import services_env
 from tests.factories import bearer, make_tenant
+from tests.live_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -86,15 +90,24 @@ def base_overrides(tmp_path: Path, database_url: str) -> dict:
     }
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=["sqlite", "postgresql", "postgresql-s3"])
 def migrated_app(request, tmp_path_factory):
-    """One app per database, migrated to head with the real migrations."""
+    """One app per database (and, on PostgreSQL, per storage backend),
+    migrated to head with the real migrations."""
     tmp = tmp_path_factory.mktemp(request.param)
     if request.param == "sqlite":
         url = f"sqlite:///{tmp / 'hoard.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    app = create_app(base_overrides(tmp, url))
+    overrides = base_overrides(tmp, url)
+    if request.param.endswith("-s3"):
+        overrides.update(
+            STORAGE_BACKEND="s3",
+            S3_ENDPOINT_URL=request.getfixturevalue("moto_server"),
+            S3_REGION=REGION,
+            S3_PART_SIZE=5 * 1024 * 1024,
+        )
+    app = create_app(overrides)
     with app.app_context():
         upgrade(directory=app.config["MIGRATIONS_DIR"])
     yield app
@@ -103,10 +116,14 @@ def migrated_app(request, tmp_path_factory):
 
 
 @pytest.fixture
-def app(migrated_app, tmp_path):
+def app(migrated_app, tmp_path, request):
     """The migrated app with empty tables, fresh storage and a reset clock."""
     app = migrated_app
     app.config["STORAGE_LOCAL_ROOT"] = str(tmp_path / "storage")
+    bucket = None
+    if app.config["STORAGE_BACKEND"] == "s3":
+        bucket = app.config["S3_BUCKET"] = f"hoard-test-{secrets.token_hex(6)}"
+        request.getfixturevalue("s3_client").create_bucket(Bucket=bucket)
     app.extensions["hoard_storage"] = None
     clock.reset()
     with app.app_context():
@@ -117,6 +134,37 @@ def app(migrated_app, tmp_path):
         db.session.remove()
     clock.reset()
     shutil.rmtree(tmp_path / "storage", ignore_errors=True)
+    if bucket is not None:
+        _remove_bucket(request.getfixturevalue("s3_client"), bucket)
+
+
+def _remove_bucket(client, bucket: str) -> None:
+    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "storage: also run on PostgreSQL with S3 storage (moto)")
+    config.addinivalue_line("markers", "local_storage: about Hoard's own local-storage URLs or files")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The S3 variant of the app runs the tests that move bytes (marked
+    `storage`), except those about local storage itself; the rest of the API
+    suite never reaches the storage backend."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_s3 = callspec is not None and callspec.params.get("migrated_app") == "postgresql-s3"
+        wanted = item.get_closest_marker("storage") and not item.get_closest_marker("local_storage")
+        (drop if on_s3 and not wanted else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 class RequestScopedClient(FlaskClient):
@@ -171,12 +219,30 @@ def aws_env(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def moto_server(aws_env):
-    """The endpoint URL of a moto server on a free local port."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    """The endpoint URL of a moto server on a free local port.
+
+    A process of its own: sharing the tests' interpreter (and its GIL) would
+    make every S3 call wait on the test that made it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/moto-api/", timeout=1).status_code < 500:
+                break
+        except requests.RequestException:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("moto_server did not start")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

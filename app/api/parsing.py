@@ -46,13 +46,12 @@ def header_int(name: str, *, default: int = 0) -> int:
     value = request.headers.get(name)
     if value in (None, ""):
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidRequest(f"header {name} must be an integer") from None
-    if not 0 <= number < 2**63:
+    # ASCII digits only: int() would also take "1_000", "+5" and other scripts' digits.
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidRequest(f"header {name} must be an integer")
+    if len(value.lstrip("0")) > 19 or int(value) >= 2**63:
         raise InvalidRequest(f"header {name} is out of range")
-    return number
+    return int(value)
 
 
 def header_str(name: str, *, max_length: int) -> str | None:
@@ -94,6 +93,10 @@ def multipart_upload(*, max_bytes: int) -> tuple[FilePart, dict[str, str]]:
         files = request.files.getlist("file")
         form = request.form
     except RequestEntityTooLarge:
+        if request.content_length is not None:
+            # The announced length fits (checked above): Werkzeug refused a
+            # text field over MAX_FORM_MEMORY_SIZE or too many parts.
+            raise InvalidRequest("a text field is too large, or there are too many parts") from None
         raise FileTooLarge(f"multipart uploads may be at most {max_bytes} bytes") from None
     except (BadRequest, ValueError):
         raise InvalidRequest("the multipart body is malformed") from None

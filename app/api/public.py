@@ -33,10 +33,8 @@ def link_download(link_id: str):
 
 
 def _send(artifact):
-    return responses.send_object(
-        storage_key=artifact.blob.storage_key,
-        stream=artifacts.open_bytes(artifact),
-        size=artifact.blob.size_bytes,
+    return responses.send_download(
+        artifacts.open_download(artifact, with_body=request.method == "GET"),
         content_type=artifact.content_type,
         download_name=artifact.filename,
         ranges=True,

@@ -37,7 +37,8 @@ from ..errors import (
 from ..extensions import db
 from ..models import Artifact, ArtifactMeta, Blob, IdempotencyRecord, Tenant
 from ..storage import BodyTooLarge, IncompleteBody, ObjectNotFound, StoredObject, get_storage, keys
-from . import sessions, usage, validation
+from . import downloads, sessions, usage, validation
+from .downloads import Download
 from .plans import plan_for
 
 ARTIFACT_ID = re.compile(r"^art_[A-Za-z0-9]{16}$")
@@ -87,8 +88,8 @@ def create_artifact(
         agent_id=fields.agent_id,
         metadata_json=fields.metadata,
         status="active",
-        created_at=now(),
-        expires_at=fields.expires_at,
+        created_at=(created := now()),
+        expires_at=fields.expires_after(created),
     )
     return _commit_new_artifact(tenant, artifact, stored, idempotency_key)
 
@@ -170,8 +171,9 @@ def _commit_new_artifact(
     for _ in range(5):
         try:
             session_row = sessions.lock_for_upload(tenant, artifact.session_id)
+            artifact.blob_id = None  # not a failed attempt's: the first write, before _attach_blob
             db.session.add(artifact)
-            db.session.flush()  # the first write, before _attach_blob
+            db.session.flush()
             blob, shared = _attach_blob(tenant, stored)
             if not shared:
                 _check_quota(tenant, 0)  # the new blob row is already counted
@@ -239,8 +241,8 @@ def reserve_upload(
         agent_id=fields.agent_id,
         metadata_json=fields.metadata,
         status="pending",
-        created_at=now(),
-        expires_at=fields.expires_at,
+        created_at=(created := now()),
+        expires_at=fields.expires_after(created),
         upload_key=keys.blob_object(tenant.id),
         upload_expires_at=expires_at,
     )
@@ -374,8 +376,24 @@ class DownloadTicket:
 
 
 def download_url(tenant: Tenant, artifact_id: str, *, base_url: str) -> DownloadTicket:
+    """A URL that downloads the bytes with no auth until it expires.
+
+    With DOWNLOAD_MODE=redirect and an object store that presigns, it is the
+    store's own URL (the bytes never pass through Hoard; deleting the
+    artifact cannot revoke it before it expires). Otherwise it is Hoard's
+    signed URL, which answers 410 from the moment the artifact is deleted.
+    """
     artifact = ensure_downloadable(find_artifact(tenant, artifact_id))
     expires_in = current_app.config["SIGNED_URL_TTL_SECONDS"]
+    if current_app.config["DOWNLOAD_MODE"] == "redirect":
+        url = get_storage().presign_get(
+            artifact.blob.storage_key,
+            expires_in=expires_in,
+            filename=artifact.filename,
+            content_type=artifact.content_type,
+        )
+        if url is not None:
+            return DownloadTicket(artifact=artifact, url=url, expires_in=expires_in)
     token = signing.sign("blob", {"t": tenant.id, "a": artifact.id}, expires_in=expires_in)
     return DownloadTicket(artifact=artifact, url=f"{base_url}/v1/blobs/{token}", expires_in=expires_in)
 
@@ -400,9 +418,16 @@ def _verify(token: str, purpose: str) -> dict:
         raise InvalidSignature() from None
 
 
-def open_bytes(artifact: Artifact) -> BinaryIO:
+def open_download(artifact: Artifact, *, with_body: bool) -> Download:
+    """The artifact's bytes ready to send: a stream, or a presigned redirect."""
     try:
-        return get_storage().open_read(artifact.blob.storage_key)
+        return downloads.open_download(
+            artifact.blob.storage_key,
+            artifact.blob.size_bytes,
+            with_body=with_body,
+            filename=artifact.filename,
+            content_type=artifact.content_type,
+        )
     except ObjectNotFound:
         raise ArtifactNotFound("the artifact's bytes are missing") from None
 
@@ -535,7 +560,7 @@ def artifact_fields(
         content_type=validation.content_type(raw.get("content_type"), part_content_type, name),
         session_id=validation.label(raw.get("session_id"), "session_id"),
         agent_id=validation.label(raw.get("agent_id"), "agent_id"),
-        expires_at=validation.expiry(raw.get("ttl"), plan_for(tenant.plan)),
+        ttl=validation.ttl(raw.get("ttl"), plan_for(tenant.plan)),
         metadata=validation.metadata(raw.get("metadata")),
     )
 

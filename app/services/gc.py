@@ -167,10 +167,7 @@ def _purge_artifacts(condition: ColumnElement[bool], *, dry_run: bool) -> Tally:
     while True:
         ids = list(
             db.session.scalars(
-                select(Artifact.id)
-                .where(condition, Artifact.id > after)
-                .order_by(Artifact.id)
-                .limit(BATCH)
+                select(Artifact.id).where(condition, Artifact.id > after).order_by(Artifact.id).limit(BATCH)
             )
         )
         if not ids:
@@ -293,7 +290,11 @@ def _evict_unread(tenant_id: str, cutoff: datetime, tally: Tally, *, dry_run: bo
     while True:
         rows = db.session.execute(
             select(CacheEntry.hash, CacheEntry.storage_key, CacheEntry.size_bytes)
-            .where(CacheEntry.tenant_id == tenant_id, CacheEntry.last_read_at < cutoff, CacheEntry.hash > after)
+            .where(
+                CacheEntry.tenant_id == tenant_id,
+                CacheEntry.last_read_at < cutoff,
+                CacheEntry.hash > after,
+            )
             .order_by(CacheEntry.hash)
             .limit(BATCH)
         ).all()
@@ -326,9 +327,7 @@ def _evict_over_cap(tenant_id: str, cutoff: datetime, max_bytes: int, tally: Tal
                     and_(CacheEntry.last_read_at == last.last_read_at, CacheEntry.hash > last.hash),
                 )
             )
-        page = db.session.execute(
-            query.order_by(CacheEntry.last_read_at, CacheEntry.hash).limit(BATCH)
-        ).all()
+        page = db.session.execute(query.order_by(CacheEntry.last_read_at, CacheEntry.hash).limit(BATCH)).all()
         if not page:
             break
         for row in page:

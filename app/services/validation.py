@@ -28,8 +28,12 @@ class ArtifactFields:
     content_type: str
     session_id: str | None = None
     agent_id: str | None = None
-    expires_at: datetime | None = None
+    ttl: timedelta | None = None  # None: never expires
     metadata: dict[str, str] = field(default_factory=dict)
+
+    def expires_after(self, created_at: datetime) -> datetime | None:
+        """The TTL runs from the moment the artifact is created."""
+        return None if self.ttl is None else created_at + self.ttl
 
 
 def _has_control(text: str) -> bool:
@@ -114,7 +118,13 @@ def ttl_seconds(value: object) -> int | None:
 
 
 def expiry(value: object, plan: Plan) -> datetime | None:
-    """The expiry for a TTL under the plan's limits (None: never expires)."""
+    """The expiry for a TTL from now, under the plan's limits (None: never)."""
+    lifetime = ttl(value, plan)
+    return None if lifetime is None else now() + lifetime
+
+
+def ttl(value: object, plan: Plan) -> timedelta | None:
+    """The TTL (default 30d) under the plan's limits; None: never expires."""
     seconds = ttl_seconds(DEFAULT_TTL if value in (None, "") else value)
     if seconds is None:
         if not plan.allows_never:
@@ -130,7 +140,7 @@ def expiry(value: object, plan: Plan) -> datetime | None:
             f"the {plan.name} plan allows a ttl of at most {plan.max_ttl.days}d",
             **_upgrade(lambda other: seconds <= other.max_ttl.total_seconds()),
         )
-    return now() + timedelta(seconds=seconds)
+    return timedelta(seconds=seconds)
 
 
 def _upgrade(allows) -> dict:

@@ -3,7 +3,12 @@
 import json
 import uuid
 
+import pytest
+
 from tests.factories import bearer, make_tenant
+
+# Every test here moves bytes: it runs on S3 storage too.
+pytestmark = pytest.mark.storage
 
 
 def test_cache_traffic_is_counted_per_tenant(client, runner, auth):

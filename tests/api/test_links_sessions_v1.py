@@ -28,6 +28,9 @@ from tests.api.helpers_v1 import (
     upload,
 )
 
+# Every test here moves bytes: it runs on S3 storage too.
+pytestmark = pytest.mark.storage
+
 tenant, other, free = v1.tenant, v1.other, v1.free
 
 DATA = b"link me"

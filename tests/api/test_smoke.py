@@ -1,3 +1,9 @@
+import pytest
+
+# Every test here moves bytes or checks the storage: it runs on S3 storage too.
+pytestmark = pytest.mark.storage
+
+
 def test_health_reports_database_and_storage(client):
     response = client.get("/health")
     assert response.status_code == 200

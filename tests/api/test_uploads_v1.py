@@ -26,6 +26,9 @@ from tests.api.helpers_v1 import (
     upload_json,
 )
 
+# Every test here moves bytes: it runs on S3 storage too.
+pytestmark = pytest.mark.storage
+
 tenant, other, free = v1.tenant, v1.other, v1.free
 
 DATA = b"hello, hoard\n"
@@ -550,6 +553,7 @@ def test_uploads_into_a_sealed_session_are_409(app, client, auth):
 # ---------------------------------------------------------------- presigned
 
 
+@pytest.mark.local_storage  # Hoard's own upload URL; S3 presigns its own
 def test_presigned_round_trip(app, client, auth):
     data = bytes(range(256)) * 50
     response = reserve(
@@ -642,6 +646,7 @@ def test_complete_without_bytes_is_upload_not_found(client, auth):
     assert client.post(f"/v1/artifacts/{ticket['artifact_id']}/complete", headers=auth).status_code == 200
 
 
+@pytest.mark.local_storage  # Hoard's own upload URL; S3 presigns its own
 def test_put_of_the_wrong_size_is_400(client, auth):
     ticket = reserve(client, auth, size=5).get_json()
 
@@ -653,6 +658,7 @@ def test_put_of_the_wrong_size_is_400(client, auth):
     assert put_bytes(client, ticket, b"12345").status_code == 200
 
 
+@pytest.mark.local_storage  # Hoard's own upload URL; S3 presigns its own
 def test_chunked_put_longer_than_reserved_is_refused(client, auth):
     ticket = reserve(client, auth, size=5).get_json()
     response = client.put(
@@ -665,6 +671,7 @@ def test_chunked_put_longer_than_reserved_is_refused(client, auth):
     assert response.get_json()["error"]["code"] in ("invalid_request", "file_too_large")
 
 
+@pytest.mark.local_storage  # Hoard's own upload URL; S3 presigns its own
 def test_chunked_put_shorter_than_reserved_fails_at_complete(client, auth):
     ticket = reserve(client, auth, size=5).get_json()
     response = client.put(
@@ -681,6 +688,7 @@ def test_chunked_put_shorter_than_reserved_fails_at_complete(client, auth):
     )
 
 
+@pytest.mark.local_storage  # Hoard's own upload URL; S3 presigns its own
 def test_the_upload_url_is_single_use(client, auth):
     ticket = reserve(client, auth, size=5).get_json()
     assert put_bytes(client, ticket, b"12345").status_code == 200
@@ -692,12 +700,14 @@ def test_the_upload_url_is_single_use(client, auth):
     assert done["content_hash"] == hashlib.sha256(b"12345").hexdigest()
 
 
+@pytest.mark.local_storage  # Hoard's own upload URL; S3 presigns its own
 def test_an_expired_upload_url_is_refused(client, auth):
     ticket = reserve(client, auth, size=5).get_json()
     clock.advance(timedelta(seconds=3601))
     assert_error(put_bytes(client, ticket, b"12345"), 410, "url_expired")
 
 
+@pytest.mark.local_storage  # Hoard's own upload URL; S3 presigns its own
 def test_a_tampered_upload_url_is_refused(client, auth, other):
     ticket = reserve(client, auth, size=5).get_json()
     path = v1.path_of(ticket["upload_url"])
@@ -721,6 +731,7 @@ def test_put_needs_no_auth_and_ignores_a_bearer(client, auth):
     )
 
 
+@pytest.mark.local_storage  # Hoard's own upload URL; S3 presigns its own
 def test_put_after_the_reservation_was_deleted_is_refused(client, auth):
     ticket = reserve(client, auth, size=5).get_json()
     client.delete(f"/v1/artifacts/{ticket['artifact_id']}", headers=auth)

@@ -86,9 +86,11 @@ class Config:
     MULTIPART_MAX_BYTES = _int("MULTIPART_MAX_BYTES", 500 * MB)
     JSON_UPLOAD_MAX_BYTES = _int("JSON_UPLOAD_MAX_BYTES", 10 * MB)
     PRESIGNED_MAX_BYTES = _int("PRESIGNED_MAX_BYTES", 5 * GiB)
-    # Werkzeug parses form fields in memory; files stream to temp files. Keep
-    # the in-memory fields small (metadata is at most 8 KB).
-    MAX_FORM_MEMORY_SIZE = _int("MAX_FORM_MEMORY_SIZE", 64 * 1024)
+    # Werkzeug parses form fields in memory; files stream to temp files. The
+    # fields are small (metadata is at most 8 KB), but Werkzeug applies this
+    # limit to its whole parse buffer, which holds up to one 64 KiB read of
+    # file data: it must stay well above that.
+    MAX_FORM_MEMORY_SIZE = _int("MAX_FORM_MEMORY_SIZE", 1024 * 1024)
 
     # Where links and signed URLs point; derived from the request when unset.
     PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None

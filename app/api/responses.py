@@ -3,7 +3,7 @@
 from typing import BinaryIO
 from urllib.parse import quote
 
-from flask import Response, current_app, redirect, request
+from flask import Response, current_app, request
 from werkzeug.wsgi import wrap_file
 
 from ..services.downloads import Download
@@ -71,7 +71,8 @@ def send_download(
 ) -> Response:
     """Answer with a Download: a redirect, headers alone (HEAD), or the bytes."""
     if download.redirect_url is not None:
-        return redirect(download.redirect_url, code=302)
+        # No body: Flask's redirect() would add an HTML page to an API answer.
+        return Response(status=302, headers={"Location": download.redirect_url})
     if download.stream is None:
         response = Response(status=200, content_type=content_type)
         return _decorate(response, download.size, headers, download_name, ranges)

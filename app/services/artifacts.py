@@ -461,7 +461,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, artifact_id = json.loads(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidRequest("cursor is not valid") from None
     # Whatever a caller crafted reaches the query only as a timestamp and an id.
     if (

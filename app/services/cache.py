@@ -146,6 +146,10 @@ def _point_entry_at(
             select(CacheEntry)
             .where(CacheEntry.tenant_id == tenant.id, CacheEntry.hash == artifact_hash)
             .with_for_update()
+            # The row as it is now, under the lock: not the copy this session
+            # loaded before the body streamed in, which a concurrent PUT may
+            # since have replaced.
+            .execution_options(populate_existing=True)
         )
         replaced_key = entry.storage_key if entry is not None else None
         if entry is None:

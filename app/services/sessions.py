@@ -92,7 +92,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, session_id = json.loads(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidRequest("after is not a valid cursor") from None
     if not isinstance(at, str) or not isinstance(session_id, str):
         raise InvalidRequest("after is not a valid cursor")

@@ -37,8 +37,12 @@ class ArtifactFields:
 
 
 def _has_control(text: str) -> bool:
-    # Lone surrogates (a JSON "\ud800") have no UTF-8 form: refused with the controls.
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+    # Lone surrogates (a JSON "\ud800") have no UTF-8 form, and U+FFFD is what
+    # a form parser leaves where the client's bytes were not UTF-8: refused
+    # with the control characters.
+    return any(
+        ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) <= 0xDFFF or c == "\ufffd" for c in text
+    )
 
 
 def _storable(text: str) -> bool:
@@ -101,8 +105,10 @@ def metadata(value: object) -> dict[str, str]:
     for key, item in value.items():
         if not METADATA_KEY.match(key):
             raise InvalidRequest(f"metadata key {key!r} must match {METADATA_KEY.pattern}")
-        if not isinstance(item, str) or not _storable(item):
-            raise InvalidRequest(f"metadata value for {key!r} must be a string without NUL")
+        if not isinstance(item, str) or not _storable(item) or "\ufffd" in item:
+            raise InvalidRequest(
+                f"metadata value for {key!r} must be a string of valid UTF-8 text without NUL"
+            )
     if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
         raise InvalidRequest("metadata may be at most 8 KB serialized")
     return value

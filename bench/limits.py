@@ -2,7 +2,7 @@
 
 - disk: a file written in 1 MiB blocks and fsync'd before the clock stops,
   in the directory the servers store into;
-- loopback: a file sent with sendfile(2) over TCP on 127.0.0.1 from another
+- loopback: a file sent with sendfile(2) over TCP on 127.0.0.1 by another
   process, read into one reused buffer (and, separately, also hashed with
   SHA-256, which is what the benchmark's GET client does with every byte).
 """
@@ -37,31 +37,27 @@ def disk_write_mb_s(directory: Path, size: int) -> float:
     return size / 1e6 / seconds
 
 
-def _send_file(listener: socket.socket, path: str, count: int) -> None:
-    with open(path, "rb") as source:
-        size = os.fstat(source.fileno()).st_size
+def _send_file(pipe, path: str, count: int) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener, open(path, "rb") as source:
+        pipe.send(listener.getsockname()[1])
         for _ in range(count):
             conn, _ = listener.accept()
             with conn:
-                offset = 0
-                while offset < size:
-                    offset += os.sendfile(conn.fileno(), source.fileno(), offset, size - offset)
+                conn.sendfile(source, 0)
 
 
 def loopback_mb_s(path: Path, repetitions: int) -> dict[str, list[float]]:
     """MB/s per repetition for the file sent over loopback by another process
     and read by this one: plain, and hashed while read."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    sender = multiprocessing.get_context("fork").Process(
-        target=_send_file, args=(listener, str(path), 2 * repetitions), daemon=True
-    )
+    context = multiprocessing.get_context("spawn")  # the bench has threads by now: no fork
+    parent, child = context.Pipe()
+    sender = context.Process(target=_send_file, args=(child, str(path), 2 * repetitions), daemon=True)
     sender.start()
-    listener.close()
     results: dict[str, list[float]] = {"plain": [], "sha256": []}
     buffer = bytearray(MiB)
     view = memoryview(buffer)
     try:
+        port = parent.recv()
         for _ in range(repetitions):
             for mode in results:
                 digest = hashlib.sha256() if mode == "sha256" else None

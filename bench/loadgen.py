@@ -18,9 +18,10 @@ import re
 import statistics
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.proctree import machine_busy_seconds, tree_cpu, wait_until
+from bench.proctree import cpu_delta, machine_busy_seconds, wait_until
 
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
 NS = 1_000_000_000
@@ -181,15 +182,18 @@ class LoadResult:
     connections: int
     processes: int
     client_cpu_s: float
-    server_cpu_s: float | None
-    machine_cpu_s: float | None  # every process on the machine, these included
+    probe_cpu_s: dict[str, float]  # each probe's CPU time over the window
+    machine_cpu_s: float  # every process on the machine, the above included
 
     @property
-    def other_cpu_s(self) -> float | None:
-        """CPU time used by processes other than this server and this generator."""
-        if self.machine_cpu_s is None or self.server_cpu_s is None:
+    def other_cpu_s(self) -> float:
+        """CPU time used by processes neither probed nor generating load."""
+        return max(0.0, self.machine_cpu_s - sum(self.probe_cpu_s.values()) - self.client_cpu_s)
+
+    def per_request_us(self, probe: str) -> float | None:
+        if probe not in self.probe_cpu_s:
             return None
-        return max(0.0, self.machine_cpu_s - self.server_cpu_s - self.client_cpu_s)
+        return self.probe_cpu_s[probe] / max(self.completed, 1) * 1e6
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__} | {
@@ -228,10 +232,13 @@ class LoadGenerator:
         concurrency: int,
         duration: float,
         warmup: float = 1.0,
-        server_pid: int | None = None,
+        cpu_probes: dict[str, Callable[[], dict[int, float]]] | None = None,
     ) -> LoadResult:
-        """`concurrency` connections for warmup + duration seconds; the server
-        tree's CPU time over the window when server_pid is given."""
+        """`concurrency` connections for warmup + duration seconds. Each CPU
+        probe (the server's process tree, its database backends...) returns
+        CPU seconds used so far by pid; the result holds each one's use over
+        the window."""
+        probes = cpu_probes or {}
         processes = min(concurrency, len(self.workers))
         shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
         start_at = time.monotonic() + warmup
@@ -239,13 +246,12 @@ class LoadGenerator:
         for pipe, share in zip(self.pipes, shares, strict=False):
             pipe.send(Job(port, tuple(requests), head, share, first, start_at, duration))
             first += share
-        server_cpu = machine_cpu = None
-        if server_pid is not None:
-            wait_until(start_at)
-            before, machine_before = tree_cpu(server_pid), machine_busy_seconds()
-            wait_until(start_at + duration)
-            server_cpu = tree_cpu(server_pid) - before
-            machine_cpu = machine_busy_seconds() - machine_before
+        wait_until(start_at)
+        before = {name: probe() for name, probe in probes.items()}
+        machine_before = machine_busy_seconds()
+        wait_until(start_at + duration)
+        machine_cpu = machine_busy_seconds() - machine_before
+        probe_cpu = {name: cpu_delta(before[name], probe()) for name, probe in probes.items()}
         results = [pipe.recv() for pipe in self.pipes[:processes]]
         for result in results:
             if isinstance(result, Exception):
@@ -269,7 +275,7 @@ class LoadGenerator:
             connections=concurrency,
             processes=processes,
             client_cpu_s=sum(result.cpu_seconds for result in results),
-            server_cpu_s=server_cpu,
+            probe_cpu_s=probe_cpu,
             machine_cpu_s=machine_cpu,
         )
 
@@ -296,6 +302,12 @@ def median_result(results: list[LoadResult]) -> dict:
         "p99_ms": statistics.median(r.p99_ms for r in results),
         "errors": max(r.errors for r in results),
         "client_cpu_share": statistics.median(r.client_cpu_s / r.duration for r in results),
-        "server_cpu_share": statistics.median((r.server_cpu_s or 0.0) / r.duration for r in results),
-        "other_cpu_share": statistics.median((r.other_cpu_s or 0.0) / r.duration for r in results),
+        "other_cpu_share": statistics.median(r.other_cpu_s / r.duration for r in results),
+        "client_cpu_us_per_request": statistics.median(
+            r.client_cpu_s / max(r.completed, 1) * 1e6 for r in results
+        ),
+        "cpu_us_per_request": {
+            probe: statistics.median(r.per_request_us(probe) for r in results)
+            for probe in results[0].probe_cpu_s
+        },
     }

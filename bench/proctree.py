@@ -22,31 +22,42 @@ def tree(root: int) -> list[int]:
     return pids
 
 
-def rss_bytes(pids: list[int]) -> int:
-    """Sum of VmRSS; pages shared between the processes count once per process."""
-    total = 0
+def rss_by_pid(pids: list[int]) -> dict[int, int]:
+    """VmRSS of each process still alive, in bytes."""
+    figures = {}
     for pid in pids:
         with suppress(OSError), open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+                    figures[pid] = int(line.split()[1]) * 1024
                     break
-    return total
+    return figures
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time the processes have used so far."""
-    ticks = 0
+def rss_bytes(pids: list[int]) -> int:
+    """Sum of VmRSS; pages shared between the processes count once per process."""
+    return sum(rss_by_pid(pids).values())
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User plus system CPU seconds each process still alive has used so far."""
+    figures = {}
     for pid in pids:
         with suppress(OSError), open(f"/proc/{pid}/stat") as stat:
             # The command name may hold spaces; the fields after it do not.
             fields = stat.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / CLOCK_TICKS
+            figures[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return figures
 
 
-def tree_cpu(root: int) -> float:
-    return cpu_seconds(tree(root))
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two cpu_by_pid readings, counting processes
+    that started in between; those that ended in between are lost."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def tree_cpu(root: int) -> dict[int, float]:
+    return cpu_by_pid(tree(root))
 
 
 def machine_busy_seconds() -> float:
@@ -59,14 +70,15 @@ def machine_busy_seconds() -> float:
 
 class PeakSampler(threading.Thread):
     """Samples the RSS of each named tree every `interval` seconds; while a
-    phase is open, keeps each tree's highest sample under that phase's label.
-    Phases may overlap (a repetition inside a size, say)."""
+    phase is open, keeps each tree's highest sample under that phase's label,
+    and each process's own highest, to tell which one grew."""
 
     def __init__(self, roots: dict[str, int], interval: float = 0.05):
         super().__init__(daemon=True)
         self.roots = dict(roots)
         self.interval = interval
         self.peaks: dict[str, dict[str, int]] = {}
+        self.process_peaks: dict[str, dict[str, dict[int, int]]] = {}
         self._open: set[str] = set()
         self._lock = threading.Lock()
         self._halt = threading.Event()
@@ -77,17 +89,21 @@ class PeakSampler(threading.Thread):
             self._halt.wait(self.interval)
 
     def sample(self) -> None:
-        figures = {name: rss_bytes(tree(root)) for name, root in self.roots.items()}
+        figures = {name: rss_by_pid(tree(root)) for name, root in self.roots.items()}
         with self._lock:
             for label in self._open:
                 peaks = self.peaks[label]
-                for name, rss in figures.items():
-                    peaks[name] = max(peaks.get(name, 0), rss)
+                for name, by_pid in figures.items():
+                    peaks[name] = max(peaks.get(name, 0), sum(by_pid.values()))
+                    own = self.process_peaks[label].setdefault(name, {})
+                    for pid, rss in by_pid.items():
+                        own[pid] = max(own.get(pid, 0), rss)
 
     @contextmanager
     def phase(self, label: str):
         with self._lock:
             self.peaks.setdefault(label, {})
+            self.process_peaks.setdefault(label, {})
             self._open.add(label)
         self.sample()
         try:

@@ -40,10 +40,11 @@ def transfer_rows(section: str, transfers: dict, machine: dict, *, s3: bool) -> 
     rows = []
     for label, figures in transfers.items():
         hoard, peer = figures["hoard"], figures["peer"]
+        ceiling = figures.get("limits", machine)  # sampled beside these transfers, at their size
         put = Row(section, f"PUT {label}", "MB/s", hoard["put_mb_s"], peer["put_mb_s"])
-        put.limit, put.limit_name = machine["disk_write_mb_s"], "fsync'd disk"
+        put.limit, put.limit_name = ceiling["disk_write_mb_s"], "fsync'd disk"
         get = Row(section, f"GET {label}", "MB/s", hoard["get_mb_s"], peer["get_mb_s"])
-        get.limit, get.limit_name = machine["loopback_mb_s"], "loopback"
+        get.limit, get.limit_name = ceiling["loopback_mb_s"], "loopback"
         if figures["bytes"] >= LARGE:
             if s3:  # through moto, the machine's limits are not the ceiling
                 put.judge(">= peer", put.hoard >= put.peer)
@@ -53,6 +54,12 @@ def transfer_rows(section: str, transfers: dict, machine: dict, *, s3: bool) -> 
                 get.judge(">= peer, >= 50% loopback", get.hoard >= get.peer and get.hoard >= 0.5 * get.limit)
         rows += [put, get]
     return rows
+
+
+def _services_cpu(figures: dict, services: list[str]) -> float | None:
+    """CPU per request of the services a server used (its database, moto); None if it used none."""
+    used = [name for name in services if name in figures["cpu_us_per_request"]]
+    return sum(figures["cpu_us_per_request"][name] for name in used) if used else None
 
 
 def small_rows(section: str, small: dict, cpus: int) -> list[Row]:
@@ -67,8 +74,17 @@ def small_rows(section: str, small: dict, cpus: int) -> list[Row]:
             section,
             f"{key} server CPU/req",
             "us",
-            hoard["server_cpu_us_per_request"],
-            peer["server_cpu_us_per_request"],
+            hoard["cpu_us_per_request"]["server"],
+            peer["cpu_us_per_request"]["server"],
+            higher_is_better=False,
+        )
+        services = sorted({p for f in (hoard, peer) for p in f["cpu_us_per_request"]} - {"server"})
+        backing = Row(
+            section,
+            f"{key} {'+'.join(services)} CPU/req",
+            "us",
+            _services_cpu(hoard, services),
+            _services_cpu(peer, services),
             higher_is_better=False,
         )
         client = Row(
@@ -93,7 +109,7 @@ def small_rows(section: str, small: dict, cpus: int) -> list[Row]:
         for name in ("hoard", "peer"):
             if figures[name]["errors"]:
                 rate.notes.append(f"{name}: {figures[name]['errors']} non-2xx")
-        rows += [rate, p50, p99, cpu, client, others]
+        rows += [rate, p50, p99, cpu] + ([backing] if services else []) + [client, others]
     return rows
 
 
@@ -188,7 +204,9 @@ def print_report(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> N
                 _number(row.peer, row.unit),
                 "-" if row.ratio is None else f"{row.ratio:.2f}",
                 "" if not row.compare else "higher" if row.higher_is_better else "lower",
-                f"{100 * row.hoard / row.limit:.0f}% {row.limit_name}" if row.limit and row.hoard else "",
+                f"{100 * row.hoard / row.limit:.0f}% of {row.limit:,.0f} {row.limit_name}"
+                if row.limit and row.hoard
+                else "",
                 target,
             )
         )

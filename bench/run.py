@@ -26,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import limits, loadgen, peer, report, transfer  # noqa: E402
-from bench.proctree import PeakSampler, rss_bytes, tree, tree_cpu  # noqa: E402
+from bench.proctree import PeakSampler, cpu_by_pid, cpu_delta, rss_bytes, tree, tree_cpu  # noqa: E402
 from tests.e2e import turbo  # noqa: E402
 from tests.live_server import BIN, HoardServer, free_port  # noqa: E402
 
@@ -116,6 +118,8 @@ class Target:
     token: str
     team: str
     pid: int
+    # Where its CPU time goes: its own process tree, and the services it uses.
+    cpu_probes: dict[str, Callable[[], dict[int, float]]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -155,6 +159,18 @@ def bench_database(use_postgres: bool, var_dir: Path):
         yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DATABASE}"
     finally:
         admin(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+
+
+def postgres_backends_cpu() -> dict[int, float]:
+    """CPU time used so far by each PostgreSQL backend serving the bench database."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        pids = [
+            row[0]
+            for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (BENCH_DATABASE,))
+        ]
+    return cpu_by_pid(pids)
 
 
 def flush_redis() -> None:
@@ -265,19 +281,16 @@ def smoke_check(target: Target) -> None:
 # ---------------------------------------------------------------- machine limits
 
 
-def measure_limits(plan: Plan, work: Path, body: Path) -> dict:
+def measure_limits(plan: Plan, work: Path, body: Path, runs: dict[str, list[float]]) -> dict:
+    """Adds plan.reps samples of each limit to runs; the medians of all samples so far."""
     log(f"machine limits: fsync'd disk write and loopback copy of {size_label(plan.limit_bytes)}")
-    disk = [limits.disk_write_mb_s(work, plan.limit_bytes) for _ in range(plan.reps)]
+    for _ in range(plan.reps):
+        runs.setdefault("disk_write_mb_s", []).append(limits.disk_write_mb_s(work, plan.limit_bytes))
     loop = limits.loopback_mb_s(body, plan.reps)
-    return {
-        "disk_write_mb_s": median(disk),
-        "loopback_mb_s": median(loop["plain"]),
-        "loopback_sha256_mb_s": median(loop["sha256"]),
-        "runs": {
-            "disk_write_mb_s": disk,
-            "loopback_mb_s": loop["plain"],
-            "loopback_sha256_mb_s": loop["sha256"],
-        },
+    runs.setdefault("loopback_mb_s", []).extend(loop["plain"])
+    runs.setdefault("loopback_sha256_mb_s", []).extend(loop["sha256"])
+    return {name: median(samples) for name, samples in runs.items()} | {
+        "runs": runs,
         "bytes": plan.limit_bytes,
     }
 
@@ -301,6 +314,7 @@ def calibrate_loadgen(plan: Plan, generator: loadgen.LoadGenerator) -> dict:
     try:
         port = int(process.stdout.readline())
         target = Target("null", port, "x", "x", process.pid)
+        probes = {"server": lambda: tree_cpu(process.pid)}
         hashes = [f"{i:016x}" for i in range(SMALL_ARTIFACTS)]
         results = {}
         for method in ("HEAD", "GET"):
@@ -312,14 +326,11 @@ def calibrate_loadgen(plan: Plan, generator: loadgen.LoadGenerator) -> dict:
                         head=method == "HEAD",
                         concurrency=concurrency,
                         duration=plan.duration,
-                        server_pid=process.pid,
+                        cpu_probes=probes,
                     )
                     for _ in range(plan.reps)
                 ]
                 summary = loadgen.median_result(runs)
-                summary["client_cpu_us_per_request"] = median(
-                    r.client_cpu_s / max(r.completed, 1) * 1e6 for r in runs
-                )
                 summary["runs"] = [r.as_dict() for r in runs]
                 results[f"{method} c={concurrency}"] = summary
         return results
@@ -348,46 +359,30 @@ def warm_up(targets, generator, plan, small_hashes, bodies) -> None:
             )
 
 
-def measure_transfers(targets, plan, bodies, sampler, *, s3: bool) -> dict:
+def measure_transfers(targets, plan, work, bodies, sampler, *, s3: bool) -> dict:
+    """PUT then GET of each size, in turns; for large sizes each repetition also
+    samples the machine's limits at that size, so each figure has its ceiling
+    measured moments apart from it."""
     results: dict[str, dict] = {}
     for size in plan.sizes:
         label = size_label(size)
         body, digest = bodies[size]
         reps = plan.s3_large_reps if s3 and size >= GiB else plan.reps
         runs: dict[str, list[dict]] = {t.name: [] for t in targets}
+        limit_runs: dict[str, list[float]] = {}
         log(f"PUT/GET {label} x{reps}")
         with sampler.phase(f"transfer {label}"):
             for rep in range(reps):
+                if size >= report.LARGE:
+                    loop = limits.loopback_mb_s(body, 1)
+                    for name, value in (
+                        ("disk_write_mb_s", limits.disk_write_mb_s(work, size)),
+                        ("loopback_mb_s", loop["plain"][0]),
+                        ("loopback_sha256_mb_s", loop["sha256"][0]),
+                    ):
+                        limit_runs.setdefault(name, []).append(value)
                 for target in in_turns(targets, rep):
-                    artifact = f"large-{label.replace(' ', '')}-{rep}-{secrets.token_hex(4)}"
-                    cpu_before = tree_cpu(target.pid)
-                    put = transfer.put_file(target.port, target.path(artifact), target.token, body)
-                    cpu_between = tree_cpu(target.pid)
-                    get = transfer.get_to_null(target.port, target.path(artifact), target.token)
-                    cpu_after = tree_cpu(target.pid)
-                    if get.nbytes != size or get.sha256 != digest:
-                        raise RuntimeError(
-                            f"{target.name} returned {get.nbytes} bytes, sha256 {get.sha256}; "
-                            f"sent {size} bytes, sha256 {digest}"
-                        )
-                    runs[target.name].append(
-                        {
-                            "put_mb_s": put.mb_per_s,
-                            "get_mb_s": get.mb_per_s,
-                            "put_seconds": put.seconds,
-                            "get_seconds": get.seconds,
-                            "put_server_cpu_s": cpu_between - cpu_before,
-                            "get_server_cpu_s": cpu_after - cpu_between,
-                            "put_status": put.status,
-                            "get_content_length": get.content_length,
-                            "sha256_ok": True,
-                            "loadavg_1m": os.getloadavg()[0],
-                        }
-                    )
-                    log(
-                        f"  {target.name:5} {label}: PUT {put.mb_per_s:7.0f} MB/s  "
-                        f"GET {get.mb_per_s:7.0f} MB/s  sha256 ok"
-                    )
+                    runs[target.name].append(transfer_once(target, body, digest, label, rep))
         results[label] = {"bytes": size} | {
             name: {
                 "put_mb_s": median(r["put_mb_s"] for r in rows),
@@ -398,7 +393,40 @@ def measure_transfers(targets, plan, bodies, sampler, *, s3: bool) -> dict:
             }
             for name, rows in runs.items()
         }
+        if limit_runs:
+            results[label]["limits"] = {name: median(v) for name, v in limit_runs.items()} | {
+                "runs": limit_runs
+            }
     return results
+
+
+def transfer_once(target: Target, body: Path, digest: str, label: str, rep: int) -> dict:
+    """One PUT of the body and one GET of it back, verified; rates and server CPU."""
+    size = body.stat().st_size
+    artifact = f"large-{label.replace(' ', '')}-{rep}-{secrets.token_hex(4)}"
+    cpu_before = tree_cpu(target.pid)
+    put = transfer.put_file(target.port, target.path(artifact), target.token, body)
+    cpu_between = tree_cpu(target.pid)
+    get = transfer.get_to_null(target.port, target.path(artifact), target.token)
+    cpu_after = tree_cpu(target.pid)
+    if get.nbytes != size or get.sha256 != digest:
+        raise RuntimeError(
+            f"{target.name} returned {get.nbytes} bytes, sha256 {get.sha256}; "
+            f"sent {size} bytes, sha256 {digest}"
+        )
+    log(f"  {target.name:5} {label}: PUT {put.mb_per_s:7.0f} MB/s  GET {get.mb_per_s:7.0f} MB/s  sha256 ok")
+    return {
+        "put_mb_s": put.mb_per_s,
+        "get_mb_s": get.mb_per_s,
+        "put_seconds": put.seconds,
+        "get_seconds": get.seconds,
+        "put_server_cpu_s": cpu_delta(cpu_before, cpu_between),
+        "get_server_cpu_s": cpu_delta(cpu_between, cpu_after),
+        "put_status": put.status,
+        "get_content_length": get.content_length,
+        "sha256_ok": True,
+        "loadavg_1m": os.getloadavg()[0],
+    }
 
 
 def measure_small(targets, plan, generator, small_hashes, sampler) -> dict:
@@ -416,15 +444,12 @@ def measure_small(targets, plan, generator, small_hashes, sampler) -> dict:
                             head=method == "HEAD",
                             concurrency=concurrency,
                             duration=plan.duration,
-                            server_pid=target.pid,
+                            cpu_probes=target.cpu_probes,
                         )
                         runs[target.name].append(result)
                 results[key] = {}
                 for name, rows in runs.items():
                     summary = loadgen.median_result(rows)
-                    summary["server_cpu_us_per_request"] = median(
-                        (r.server_cpu_s or 0.0) / max(r.completed, 1) * 1e6 for r in rows
-                    )
                     summary["runs"] = [r.as_dict() for r in rows]
                     results[key][name] = summary
                 line = "  ".join(
@@ -515,6 +540,12 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
             Target("peer", peer_server.port, peer_token, "bench", peer_server.process.pid),
         ]
         for target in targets:
+            target.cpu_probes["server"] = partial(tree_cpu, target.pid)
+            if moto_pid:
+                target.cpu_probes["moto"] = partial(tree_cpu, moto_pid)
+        if services["postgres"]:
+            targets[0].cpu_probes["postgres"] = postgres_backends_cpu
+        for target in targets:
             smoke_check(target)
         log(f"hoard on :{hoard_server.port} (pid {hoard_server.process.pid}), peer on :{peer_server.port}")
         roots = {t.name: t.pid for t in targets}
@@ -533,12 +564,13 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
         idle = {name: rss_bytes(tree(pid)) for name, pid in roots.items()}
 
         result = {"idle_rss": idle}
-        result["transfers"] = measure_transfers(targets, plan, bodies, sampler, s3=s3)
+        result["transfers"] = measure_transfers(targets, plan, work, bodies, sampler, s3=s3)
         log(f"HEAD/GET {SMALL_SIZE} B: {plan.duration:.0f} s per run, x{plan.reps}")
         result["small"] = measure_small(targets, plan, generator, small_hashes, sampler)
         log(f"turbo build x{plan.reps}")
         result["turbo"] = measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name)
         result["peak_rss"] = sampler.peaks
+        result["process_peak_rss"] = sampler.process_peaks
         result["logs"] = {"hoard": str(hoard_server.log_path), "peer": str(peer_server.log_path)}
         return result
 
@@ -615,12 +647,10 @@ def main() -> int:
             bodies[size] = (path, transfer.write_body(path, size, seed=size))
         limit_body = work / "limit-body.bin"
         transfer.write_body(limit_body, plan.limit_bytes, seed=7)
-        machine = measure_limits(plan, work, limit_body)
-        limit_body.unlink()
-        results["limits"] = machine
+        limit_runs: dict[str, list[float]] = {}
+        results["limits"] = measure_limits(plan, work, limit_body, limit_runs)
 
         repo = turbo.generate_monorepo(work / "monorepo")
-        rows: list[report.Row] = []
         with loadgen.LoadGenerator(plan.loadgen_processes) as generator:
             capacity = calibrate_loadgen(plan, generator)
             results["loadgen_capacity"] = capacity
@@ -628,7 +658,11 @@ def main() -> int:
             for pass_name in plan.passes:
                 result = run_pass(pass_name, plan, work, bodies, generator, services, repo, binary)
                 results["passes"][pass_name] = result
-                rows += report.build_rows(pass_name, result, machine, cpus)
+        # Sampled again at the end: the machine's load drifts during a long run.
+        machine = results["limits"] = measure_limits(plan, work, limit_body, limit_runs)
+        rows: list[report.Row] = []
+        for pass_name, result in results["passes"].items():
+            rows += report.build_rows(pass_name, result, machine, cpus)
         results["rows"] = [row.as_dict() for row in rows]
         results["machine"]["loadavg_after"] = os.getloadavg()
         results["finished"] = datetime.now(UTC).isoformat()

@@ -148,19 +148,30 @@ def _attach_blob(tenant: Tenant, stored: StoredObject) -> tuple[Blob, bool]:
     it by the FOR KEY SHARE lock; SQLite has no row locks, but its write lock,
     taken by that first write, makes this lookup and the commit one step.
     """
-    blob = db.session.scalar(
-        select(Blob)
-        .where(Blob.tenant_id == tenant.id, Blob.content_hash == stored.sha256)
-        .with_for_update(read=True, key_share=True)
-    )
+    blob = _existing_blob(tenant, stored.sha256)
     if blob is not None:
         return blob, True
     blob = Blob(
         tenant_id=tenant.id, content_hash=stored.sha256, size_bytes=stored.size, storage_key=stored.key
     )
-    db.session.add(blob)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(blob)
+    except IntegrityError:
+        # A concurrent upload of the same bytes created the blob first: share it.
+        existing = _existing_blob(tenant, stored.sha256)
+        if existing is None:
+            raise
+        return existing, True
     return blob, False
+
+
+def _existing_blob(tenant: Tenant, content_hash: str) -> Blob | None:
+    return db.session.scalar(
+        select(Blob)
+        .where(Blob.tenant_id == tenant.id, Blob.content_hash == content_hash)
+        .with_for_update(read=True, key_share=True)
+    )
 
 
 def _commit_new_artifact(
@@ -527,6 +538,10 @@ def delete_artifact(tenant: Tenant, artifact_id: str) -> Artifact:
         db.session.commit()
         raise ArtifactAlreadyDeleted()
     artifact.deleted_at = now()
+    db.session.flush()
+    # The answer is built from these values after the commit, when gc may
+    # already have purged an artifact that expired long ago.
+    db.session.expunge(artifact)
     db.session.commit()
     return artifact
 

@@ -156,6 +156,7 @@ GC_LABELS = {
     "cache_over_cap": "cache entries over size cap",
     "abandoned_uploads": "abandoned temporary uploads",
     "orphans": "orphan objects",
+    "records": "old idempotency keys and events",
 }
 
 

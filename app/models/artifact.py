@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
@@ -36,6 +36,25 @@ class Artifact(db.Model):
         Index("ix_artifacts_tenant_agent", "tenant_id", "agent_id", "created_at", "id"),
         Index("ix_artifacts_tenant_filename", "tenant_id", "filename", "created_at", "id"),
         Index("ix_artifacts_blob", "blob_id"),
+        # Garbage collection's scans; partial, since most rows have none of these.
+        Index(
+            "ix_artifacts_deleted_at",
+            "deleted_at",
+            postgresql_where=text("deleted_at IS NOT NULL"),
+            sqlite_where=text("deleted_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_artifacts_expires_at",
+            "expires_at",
+            postgresql_where=text("expires_at IS NOT NULL"),
+            sqlite_where=text("expires_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_artifacts_pending_upload",
+            "upload_expires_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     # Byte order for the (created_at DESC, id DESC) contract, whatever the

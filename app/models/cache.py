@@ -35,7 +35,10 @@ class CacheEvent(db.Model):
     """A hit or miss reported by turbo, for the tenant's hit rate and time saved."""
 
     __tablename__ = "cache_events"
-    __table_args__ = (Index("ix_cache_events_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_cache_events_tenant_created", "tenant_id", "created_at"),
+        Index("ix_cache_events_created", "created_at"),  # retention purge in gc
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

@@ -33,8 +33,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
 
 from ..extensions import db
-from ..models import Artifact, ArtifactMeta, Blob, CacheEntry, IdempotencyRecord, Link, Tenant
+from ..models import Artifact, ArtifactMeta, Blob, CacheEntry, CacheEvent, IdempotencyRecord, Link, Tenant
 from ..storage import ObjectNotFound, Storage, StorageError, get_storage
+from .artifacts import IDEMPOTENCY_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ ARTIFACT_GRACE = timedelta(days=30)
 # an upload still in flight.
 MIN_OBJECT_AGE = timedelta(hours=1)
 BATCH = 200
+EVENT_RETENTION = timedelta(days=90)
 # Top-level key prefixes (storage/keys.py) and how many parts their keys have:
 # blobs/<tenant>/<random> (blobs and presigned upload targets) and
 # cache/<tenant>/<hash>/<version>. A key of any other shape is never touched.
@@ -74,6 +76,7 @@ class GcReport:
     # None when not inspected: storage can only sweep them, not list them.
     abandoned_uploads: Tally | None = None
     orphans: Tally = field(default_factory=Tally)
+    records: Tally = field(default_factory=Tally)
 
     def categories(self) -> list[tuple[str, Tally | None]]:
         return [
@@ -84,6 +87,7 @@ class GcReport:
             ("cache_over_cap", self.cache_over_cap),
             ("abandoned_uploads", self.abandoned_uploads),
             ("orphans", self.orphans),
+            ("records", self.records),
         ]
 
     @property
@@ -118,7 +122,30 @@ def collect(
     if not dry_run:
         report.abandoned_uploads = sweep_abandoned_uploads(min_age=min_object_age)
     report.orphans = sweep_orphans(now=now, min_age=min_object_age, dry_run=dry_run)
+    report.records = purge_records(now=now, dry_run=dry_run)
     return report
+
+
+# -- records -------------------------------------------------------------------
+
+
+def purge_records(*, now: datetime, dry_run: bool = False) -> Tally:
+    """Rows that only age: idempotency keys past their replay window, and
+    cache events past EVENT_RETENTION (the hit-rate figures look back that far)."""
+    tally = Tally()
+    for model, cutoff in (
+        (IdempotencyRecord, now - IDEMPOTENCY_WINDOW),
+        (CacheEvent, now - EVENT_RETENTION),
+    ):
+        condition = model.created_at < cutoff
+        if dry_run:
+            tally.count += db.session.scalar(select(func.count()).select_from(model).where(condition))
+            continue
+        tally.count += db.session.execute(
+            delete(model).where(condition).execution_options(**_NO_WRITE_SYNC)
+        ).rowcount
+        db.session.commit()
+    return tally
 
 
 # -- artifacts -----------------------------------------------------------------

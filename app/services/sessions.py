@@ -121,9 +121,7 @@ def list_sessions(
         query = query.where(Session.first_artifact_at < created_before)
     if after:
         at, session_id = _decode_cursor(after)
-        query = query.where(
-            tuple_(Session.last_artifact_at, Session.session_id) < tuple_(at, session_id)
-        )
+        query = query.where(tuple_(Session.last_artifact_at, Session.session_id) < tuple_(at, session_id))
     query = query.order_by(Session.last_artifact_at.desc(), Session.session_id.desc()).limit(limit + 1)
     rows = list(db.session.scalars(query))
     has_more = len(rows) > limit

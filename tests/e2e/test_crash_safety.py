@@ -204,10 +204,11 @@ def spooled_bytes(pid: int) -> int:
     fd_dir = Path(f"/proc/{pid}/fd")
     for fd in fd_dir.iterdir():
         try:
-            if os.readlink(fd).endswith("(deleted)") or os.readlink(fd).startswith("/tmp/#"):
+            target = os.readlink(fd)
+            if target.endswith("(deleted)") or "/#" in target:  # unlinked, or O_TMPFILE
                 largest = max(largest, os.stat(fd).st_size)
         except OSError:
-            continue
+            continue  # closed meanwhile
     return largest
 
 
@@ -216,13 +217,9 @@ def collect_garbage(deployment) -> str:
     return deployment.hoard.flask("gc")
 
 
-def get_cache(deployment, tenant, artifact_hash: str) -> requests.Response:
-    url = f"{deployment.hoard.url}/v8/artifacts/{artifact_hash}"
-    return requests.get(url, headers=tenant.auth, timeout=30)
-
-
 def assert_cache_version(deployment, tenant, artifact_hash: str, body: bytes, tag: str) -> None:
-    got = get_cache(deployment, tenant, artifact_hash)
+    url = f"{deployment.hoard.url}/v8/artifacts/{artifact_hash}"
+    got = requests.get(url, headers=tenant.auth, timeout=30)
     assert got.status_code == 200
     assert hashlib.sha256(got.content).digest() == hashlib.sha256(body).digest()
     assert (got.headers["Content-Length"], got.headers["x-artifact-tag"]) == (str(len(body)), tag)
@@ -282,6 +279,22 @@ def test_a_cache_put_killed_midway_leaves_the_previous_version(deployment, tenan
 BOUNDARY = "crash-safety-boundary-5d1e"
 
 
+def multipart_request(tenant, data: bytes, filename: str) -> tuple[dict, bytes, bytes]:
+    """(headers, body before the file's bytes, body after them)."""
+    preamble = (
+        f"--{BOUNDARY}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    epilogue = f"\r\n--{BOUNDARY}--\r\n".encode()
+    headers = {
+        **tenant.auth,
+        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+        "Content-Length": str(len(preamble) + len(data) + len(epilogue)),
+    }
+    return headers, preamble, epilogue
+
+
 def test_a_multipart_upload_killed_midway_creates_no_artifact(deployment, tenant):
     hoard = deployment.hoard
     earlier = os.urandom(100 * 1024)
@@ -296,18 +309,8 @@ def test_a_multipart_upload_killed_midway_creates_no_artifact(deployment, tenant
     blobs = deployment.stored_keys(f"blobs/{tenant.id}/")
     assert len(blobs) == 1
 
-    preamble = (
-        f"--{BOUNDARY}\r\n"
-        'Content-Disposition: form-data; name="file"; filename="interrupted.bin"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    epilogue = f"\r\n--{BOUNDARY}--\r\n".encode()
     data = os.urandom(ANNOUNCED)
-    headers = {
-        **tenant.auth,
-        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
-        "Content-Length": str(len(preamble) + len(data) + len(epilogue)),
-    }
+    headers, preamble, _ = multipart_request(tenant, data, "interrupted.bin")
     (pid,) = hoard.worker_pids()
     with begin_upload(hoard, "POST", "/v1/artifacts", headers, preamble + data[:SENT]):
         wait_for(lambda: spooled_bytes(pid) >= SENT // 2, "the server to spool part of the file")
@@ -326,22 +329,6 @@ def test_a_multipart_upload_killed_midway_creates_no_artifact(deployment, tenant
         f"{hoard.url}/v1/artifacts/{made.json()['artifact_id']}/download-url", headers=tenant.auth, timeout=10
     ).json()["download_url"]
     assert requests.get(url, timeout=30).content == earlier
-
-
-def multipart_request(tenant, data: bytes, filename: str) -> tuple[dict, bytes, bytes]:
-    """(headers, body before the file's bytes, body after them)."""
-    preamble = (
-        f"--{BOUNDARY}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    epilogue = f"\r\n--{BOUNDARY}--\r\n".encode()
-    headers = {
-        **tenant.auth,
-        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
-        "Content-Length": str(len(preamble) + len(data) + len(epilogue)),
-    }
-    return headers, preamble, epilogue
 
 
 def test_a_multipart_upload_killed_while_storing_creates_no_artifact(deployment, tenant):

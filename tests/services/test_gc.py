@@ -377,6 +377,7 @@ def test_dry_run_reports_what_a_run_frees_and_deletes_nothing(app, client, auth,
         "cache_expired": (1, 60),
         "cache_over_cap": (1, 100),
         "orphans": (1, 5),
+        "records": (0, 0),
     }
     assert {name: tally(t) for name, t in dry.categories() if t is not None} == expected
     assert dry.abandoned_uploads is None
@@ -412,6 +413,7 @@ def test_flask_gc_prints_each_category_and_the_total(app, client, auth, tenant_a
         "  cache entries over size cap           1  freed 100 bytes",
         "  abandoned temporary uploads           1  freed 7 bytes",
         "  orphan objects                        1  freed 5 bytes",
+        "  old idempotency keys and events        0  freed 0 bytes",
         f"  total                                 8  freed {40 + len(OTHER) + 172} bytes",
     ]
 
@@ -622,3 +624,43 @@ def test_s3_purged_artifact_takes_its_blob_object(s3_bucket, client, auth):
 
     assert tally(report.blobs) == (1, len(DATA))
     assert objects() == {}
+
+
+
+def test_records_past_their_window_are_purged(app, client, auth, tenant_and_key):
+    """Idempotency keys after 24 h and cache events after 90 days; newer ones stay."""
+    from app.models import CacheEvent
+
+    tenant = tenant_and_key[0]
+    current = clock.now()
+    for hours in (1, 23, 25):
+        response = client.post(
+            "/v1/artifacts",
+            json={"filename": f"f{hours}.txt", "content": base64.b64encode(b"x").decode()},
+            headers={**auth, "Idempotency-Key": f"k{hours}"},
+        )
+        assert response.status_code in (200, 201)
+        record = db.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == f"k{hours}"))
+        record.created_at = current - timedelta(hours=hours)
+        db.session.commit()  # SQLite: release the write lock before the next request
+    db.session.add_all(
+        CacheEvent(
+            tenant_id=tenant.id,
+            session_id="00000000-0000-0000-0000-000000000000",
+            source="REMOTE",
+            event="HIT",
+            hash=f"h{days}",
+            created_at=current - timedelta(days=days),
+        )
+        for days in (1, 89, 91, 400)
+    )
+    db.session.commit()
+
+    dry = gc.purge_records(now=current, dry_run=True)
+    assert dry.count == 3
+    assert db.session.scalar(select(func.count()).select_from(CacheEvent)) == 4
+
+    done = gc.purge_records(now=current)
+    assert done.count == 3
+    assert sorted(db.session.scalars(select(CacheEvent.hash))) == ["h1", "h89"]
+    assert sorted(db.session.scalars(select(IdempotencyRecord.key))) == ["k1", "k23"]

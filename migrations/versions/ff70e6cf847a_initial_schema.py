@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8e7c787172dc
+Revision ID: ff70e6cf847a
 Revises: 
-Create Date: 2026-11-22 14:52:46.768992
+Create Date: 2026-11-22 15:23:52.029398
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '8e7c787172dc'
+revision = 'ff70e6cf847a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -90,6 +90,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cache_events'))
     )
     with op.batch_alter_table('cache_events', schema=None) as batch_op:
+        batch_op.create_index('ix_cache_events_created', ['created_at'], unique=False)
         batch_op.create_index('ix_cache_events_tenant_created', ['tenant_id', 'created_at'], unique=False)
 
     op.create_table('sessions',
@@ -141,6 +142,9 @@ def upgrade():
     )
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.create_index('ix_artifacts_blob', ['blob_id'], unique=False)
+        batch_op.create_index('ix_artifacts_deleted_at', ['deleted_at'], unique=False, postgresql_where=sa.text('deleted_at IS NOT NULL'), sqlite_where=sa.text('deleted_at IS NOT NULL'))
+        batch_op.create_index('ix_artifacts_expires_at', ['expires_at'], unique=False, postgresql_where=sa.text('expires_at IS NOT NULL'), sqlite_where=sa.text('expires_at IS NOT NULL'))
+        batch_op.create_index('ix_artifacts_pending_upload', ['upload_expires_at'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
         batch_op.create_index('ix_artifacts_tenant_agent', ['tenant_id', 'agent_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_artifacts_tenant_created', ['tenant_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_artifacts_tenant_filename', ['tenant_id', 'filename', 'created_at', 'id'], unique=False)
@@ -202,6 +206,9 @@ def downgrade():
         batch_op.drop_index('ix_artifacts_tenant_filename')
         batch_op.drop_index('ix_artifacts_tenant_created')
         batch_op.drop_index('ix_artifacts_tenant_agent')
+        batch_op.drop_index('ix_artifacts_pending_upload', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+        batch_op.drop_index('ix_artifacts_expires_at', postgresql_where=sa.text('expires_at IS NOT NULL'), sqlite_where=sa.text('expires_at IS NOT NULL'))
+        batch_op.drop_index('ix_artifacts_deleted_at', postgresql_where=sa.text('deleted_at IS NOT NULL'), sqlite_where=sa.text('deleted_at IS NOT NULL'))
         batch_op.drop_index('ix_artifacts_blob')
 
     op.drop_table('artifacts')
@@ -212,6 +219,7 @@ def downgrade():
     op.drop_table('sessions')
     with op.batch_alter_table('cache_events', schema=None) as batch_op:
         batch_op.drop_index('ix_cache_events_tenant_created')
+        batch_op.drop_index('ix_cache_events_created')
 
     op.drop_table('cache_events')
     with op.batch_alter_table('cache_entries', schema=None) as batch_op:

@@ -11,7 +11,8 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "gthread"
+# gthread, with gunicorn's own errors answered in JSON (app/gunicorn_worker.py).
+worker_class = "app.gunicorn_worker.JsonErrorWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # A 1 GiB upload over a slow CI link takes minutes; the timeout guards against
 # hung workers, not slow clients (gthread's heartbeat runs while threads stream).

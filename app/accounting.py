@@ -10,6 +10,7 @@ def _count_request(response: Response) -> Response:
     principal = current_principal()
     if principal is not None:
         usage.count_request(principal.tenant.id)
+    usage.flush_if_due()
     return response
 
 

@@ -29,6 +29,7 @@ from .downloads import Download, open_download
 
 HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_QUERY_HASHES = 100
+OPEN_ATTEMPTS = 20
 MAX_EVENTS = 1000
 
 
@@ -187,8 +188,10 @@ def find_entry(tenant: Tenant, artifact_hash: str) -> CacheEntry:
 def open_artifact(tenant: Tenant, artifact_hash: str, *, with_body: bool) -> CacheDownload:
     """The entry and its body ready to send (a stream or a redirect), recording the read."""
     # A concurrent PUT may replace the object between reading the row and
-    # opening the body; the row read again then names the new object.
-    for _ in range(3):
+    # opening the body; the row read again then names the new object. Each
+    # retry means another PUT completed meanwhile, so this ends unless the
+    # hash is being rewritten faster than it can be opened.
+    for _ in range(OPEN_ATTEMPTS):
         try:
             entry = find_entry(tenant, artifact_hash)
         except NotFound:

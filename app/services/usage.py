@@ -55,10 +55,19 @@ _last_flush = time.monotonic()
 
 
 def count(tenant_id: str, **amounts: int) -> None:
-    """Add to this month's counters (names from COUNTERS), batched per process."""
-    global _last_flush
+    """Add to this month's counters (names from COUNTERS), batched per process.
+
+    Never writes: a flush commits the session, which would reload rows a
+    request is still answering from (flush_if_due runs after the view).
+    """
     with _pending_lock:
         _pending.setdefault((tenant_id, current_month()), Counter()).update(amounts)
+
+
+def flush_if_due() -> None:
+    """Flush when FLUSH_SECONDS have passed since the last flush."""
+    global _last_flush
+    with _pending_lock:
         due = time.monotonic() - _last_flush >= FLUSH_SECONDS
         if due:
             _last_flush = time.monotonic()

@@ -636,11 +636,6 @@ def raw_exchange(server, head: str) -> tuple[int, str, bytes]:
     return int(lines[0].split()[1]), content_type, body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gunicorn answers its own limits (a header field over 8190 bytes, more than 100 "
-    "fields, a request line over 8190 bytes) with an HTML page, not the JSON error envelope",
-)
 @pytest.mark.parametrize(
     ("path", "extra"),
     [

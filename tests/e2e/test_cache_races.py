@@ -279,13 +279,6 @@ def test_a_re_put_overtaken_by_another_is_recorded_whole(deployment):
 # ---------------------------------------------------------------- a commit inside a GET
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cache.open_artifact: usage.count() may flush the usage counters, which commits the "
-    "session and expires the entry; the view then reads x-artifact-duration/-tag (reloaded: a "
-    "concurrent PUT's) while sending the body and length it opened before (seen live as "
-    "'<w9>'s body with <w13>'s tag' under 16 writers)",
-)
 def test_a_get_overlapping_a_re_put_sends_one_versions_body_and_headers(app, client, auth, monkeypatch):
     """In-process, so the moment is chosen: the re-PUT commits, and this
     process's usage counters fall due, between the GET opening the body and
@@ -319,12 +312,6 @@ def test_a_get_overlapping_a_re_put_sends_one_versions_body_and_headers(app, cli
     assert got.headers["Content-Length"] == str(len(version.body))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cache.open_artifact gives up after 3 attempts: a GET whose object is replaced (and "
-    "deleted) before it can be opened, three times running, answers 404 for an entry that exists "
-    "throughout (seen live: 'GET 404' during 16 concurrent re-PUTs on S3)",
-)
 def test_a_get_that_keeps_losing_to_re_puts_is_still_not_a_miss(app, client, auth, monkeypatch):
     """In-process: before each attempt to open the body, another re-PUT
     commits and deletes the object the GET just read from the row."""

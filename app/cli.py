@@ -26,6 +26,13 @@ def _fail(error: ApiError):
     raise click.ClickException(error.message)
 
 
+def _tenant(slug: str):
+    try:
+        return tenant_service.get_tenant(slug)
+    except ApiError as error:
+        _fail(error)
+
+
 @tenants_cli.command("create")
 @click.argument("slug")
 @click.option("--name", help="Display name (defaults to the slug).")
@@ -78,7 +85,7 @@ def list_tenants(as_json: bool):
 def update_tenant(slug: str, **settings):
     """Change a tenant's plan or settings."""
     try:
-        tenant = tenant_service.update_tenant(tenant_service.get_tenant(slug), **settings)
+        tenant = tenant_service.update_tenant(_tenant(slug), **settings)
     except ApiError as error:
         _fail(error)
     click.echo(f"updated tenant {tenant.slug} ({tenant.id})")
@@ -88,10 +95,7 @@ def update_tenant(slug: str, **settings):
 @click.argument("slug")
 def tenant_stats(slug: str):
     """Build-cache hit rate, bytes moved and time saved (JSON)."""
-    try:
-        tenant = tenant_service.get_tenant(slug)
-    except ApiError as error:
-        _fail(error)
+    tenant = _tenant(slug)
     click.echo(json.dumps(cache_service.stats(tenant), indent=2))
 
 
@@ -99,10 +103,7 @@ def tenant_stats(slug: str):
 @click.argument("slug")
 def create_key(slug: str):
     """Create an API key; it is printed once and never stored in clear."""
-    try:
-        tenant = tenant_service.get_tenant(slug)
-    except ApiError as error:
-        _fail(error)
+    tenant = _tenant(slug)
     api_key, plaintext = tenant_service.create_key(tenant)
     click.echo(f"created key {api_key.id} for {tenant.slug} (shown once, store it now):")
     click.echo(plaintext)
@@ -112,10 +113,7 @@ def create_key(slug: str):
 @click.argument("slug")
 def list_keys(slug: str):
     """List a tenant's keys (id, last 4 characters, state)."""
-    try:
-        tenant = tenant_service.get_tenant(slug)
-    except ApiError as error:
-        _fail(error)
+    tenant = _tenant(slug)
     for api_key in tenant_service.list_keys(tenant):
         state = f"revoked {api_key.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if api_key.revoked_at else "active"
         click.echo(f"{api_key.id}\t...{api_key.last_4}\t{api_key.created_at:%Y-%m-%dT%H:%M:%SZ}\t{state}")
@@ -127,7 +125,7 @@ def list_keys(slug: str):
 def revoke_key(slug: str, key_id: int):
     """Revoke a key; it stops working on the next request."""
     try:
-        api_key = tenant_service.revoke_key(tenant_service.get_tenant(slug), key_id)
+        api_key = tenant_service.revoke_key(_tenant(slug), key_id)
     except ApiError as error:
         _fail(error)
     click.echo(f"revoked key {api_key.id} (...{api_key.last_4})")

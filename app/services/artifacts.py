@@ -8,7 +8,6 @@ durable. Identical bytes within a tenant share one blob row and object.
 import base64
 import binascii
 import io
-import json
 import re
 import secrets
 import string
@@ -37,7 +36,7 @@ from ..errors import (
 from ..extensions import db
 from ..models import Artifact, ArtifactMeta, Blob, IdempotencyRecord, Tenant
 from ..storage import BodyTooLarge, IncompleteBody, ObjectNotFound, StoredObject, get_storage, keys
-from . import downloads, sessions, usage, validation
+from . import cursors, downloads, sessions, usage, validation
 from .downloads import Download
 from .plans import plan_for
 
@@ -77,21 +76,30 @@ def create_artifact(
     # and check the real addition when the blob row is attached.
     _check_quota(tenant, 0)
     stored = _store(keys.blob_object(tenant.id), body, max_size=max_size, expected_size=size_hint)
-    artifact = Artifact(
+    artifact = _new_artifact(
+        tenant, fields, size_bytes=stored.size, status="active", content_hash=stored.sha256
+    )
+    return _commit_new_artifact(tenant, artifact, stored, idempotency_key)
+
+
+def _new_artifact(
+    tenant: Tenant, fields: validation.ArtifactFields, *, size_bytes: int, status: str, **columns
+) -> Artifact:
+    created = now()
+    return Artifact(
         id=new_artifact_id(),
         tenant_id=tenant.id,
         filename=fields.filename,
         content_type=fields.content_type,
-        size_bytes=stored.size,
-        content_hash=stored.sha256,
+        size_bytes=size_bytes,
         session_id=fields.session_id,
         agent_id=fields.agent_id,
         metadata_json=fields.metadata,
-        status="active",
-        created_at=(created := now()),
+        status=status,
+        created_at=created,
         expires_at=fields.expires_after(created),
+        **columns,
     )
-    return _commit_new_artifact(tenant, artifact, stored, idempotency_key)
 
 
 def decode_base64_content(content: object, encoding: object, *, max_size: int) -> bytes:
@@ -242,18 +250,11 @@ def reserve_upload(
     sessions.ensure_open(tenant, fields.session_id)
     _check_quota(tenant, size_bytes)
     expires_at = now() + timedelta(seconds=UPLOAD_URL_SECONDS)
-    artifact = Artifact(
-        id=new_artifact_id(),
-        tenant_id=tenant.id,
-        filename=fields.filename,
-        content_type=fields.content_type,
+    artifact = _new_artifact(
+        tenant,
+        fields,
         size_bytes=size_bytes,
-        session_id=fields.session_id,
-        agent_id=fields.agent_id,
-        metadata_json=fields.metadata,
         status="pending",
-        created_at=(created := now()),
-        expires_at=fields.expires_after(created),
         upload_key=keys.blob_object(tenant.id),
         upload_expires_at=expires_at,
     )
@@ -464,24 +465,11 @@ class ArtifactPage:
 
 
 def encode_cursor(artifact: Artifact) -> str:
-    raw = json.dumps([artifact.created_at.isoformat(), artifact.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return cursors.encode(artifact.created_at, artifact.id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, artifact_id = json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
-        raise InvalidRequest("cursor is not valid") from None
-    # Whatever a caller crafted reaches the query only as a timestamp and an id.
-    if (
-        not isinstance(created_at, str)
-        or not isinstance(artifact_id, str)
-        or not ARTIFACT_ID.match(artifact_id)
-    ):
-        raise InvalidRequest("cursor is not valid")
-    return validation.timestamp(created_at, "cursor"), artifact_id
+    return cursors.decode(cursor, name="cursor", valid_id=lambda item: bool(ARTIFACT_ID.match(item)))
 
 
 def list_artifacts(tenant: Tenant, *, filters: ListFilters, limit: int, cursor: str | None) -> ArtifactPage:

@@ -1,7 +1,5 @@
 """Sessions: labels on artifacts, plus a seal that persists."""
 
-import base64
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +9,7 @@ from ..clock import now
 from ..errors import InvalidRequest, SessionNotFound, SessionSealed
 from ..extensions import db
 from ..models import Session, Tenant
-from . import validation
+from . import cursors, validation
 
 
 def lock_for_upload(tenant: Tenant, session_id: str | None) -> Session | None:
@@ -84,25 +82,18 @@ class SessionPage:
 
 
 def _encode_cursor(session: Session) -> str:
-    raw = json.dumps([session.last_artifact_at.isoformat(), session.session_id]).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return cursors.encode(session.last_artifact_at, session.session_id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    return cursors.decode(cursor, name="after", valid_id=_is_label)
+
+
+def _is_label(value: str) -> bool:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, session_id = json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
-        raise InvalidRequest("after is not a valid cursor") from None
-    if not isinstance(at, str) or not isinstance(session_id, str):
-        raise InvalidRequest("after is not a valid cursor")
-    try:
-        session_id = validation.label(session_id, "after")
+        return validation.label(value, "after") is not None
     except InvalidRequest:
-        session_id = None
-    if session_id is None:
-        raise InvalidRequest("after is not a valid cursor")
-    return validation.timestamp(at, "after"), session_id
+        return False
 
 
 def list_sessions(

@@ -64,7 +64,12 @@ class Config:
     VERSION = "0.1.0"
 
     SQLALCHEMY_DATABASE_URI = _database_url()
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # pre-ping costs a round trip on every request; recycling connections
+    # covers the usual cause of dead ones (idle timeouts in proxies/servers).
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": _bool("DB_POOL_PRE_PING", False),
+        "pool_recycle": _int("DB_POOL_RECYCLE_SECONDS", 1800),
+    }
     MIGRATIONS_DIR = str(BASE_DIR / "migrations")
 
     # Storage: "local" (files under STORAGE_LOCAL_ROOT) or "s3".
@@ -96,6 +101,9 @@ class Config:
     PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
     SIGNED_URL_TTL_SECONDS = _int("SIGNED_URL_TTL_SECONDS", 3600)
     CACHE_READ_TOUCH_SECONDS = _int("CACHE_READ_TOUCH_SECONDS", 3600)
+    # Quota checks on uploads reuse a tenant's usage sums for this long, so an
+    # upload does not sum every stored object first (0: always sum).
+    QUOTA_USAGE_CACHE_SECONDS = _int("QUOTA_USAGE_CACHE_SECONDS", 5)
 
     # Rate limits, per tenant, shared by /v1 and /v8.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")

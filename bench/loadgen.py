@@ -4,7 +4,7 @@ over worker processes so the generator is not held to one interpreter.
 
 Each worker drives its connections with asyncio Protocols and a minimal
 response parser (status line, Content-Length or chunked body, nothing for
-HEAD), which costs a few tens of microseconds of CPU per request. Requests
+HEAD), which costs about ten microseconds of CPU per request. Requests
 are pre-rendered bytes. Every worker measures the same window of monotonic
 time, after a warm-up on the same connections; a request counts when its
 answer completes inside the window, and its latency counts when it was also

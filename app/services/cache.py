@@ -103,8 +103,9 @@ def put_artifact(
     *,
     content_length: int | None,
     headers: ArtifactHeaders,
-) -> CacheEntry:
+) -> None:
     """Store a body under the hash, replacing any earlier one atomically."""
+    tenant_id = tenant.id  # still readable after the commits below expire the row
     validate_hash(artifact_hash)
     check_upload_size(content_length)
     # A replacement frees the version it replaces: only the growth counts.
@@ -132,8 +133,7 @@ def put_artifact(
         raise
     if replaced_key is not None:
         store.delete(replaced_key)
-    usage.count(tenant.id, cache_bytes_uploaded=stored.size)
-    return db.session.get(CacheEntry, (tenant.id, artifact_hash))
+    usage.count(tenant_id, cache_bytes_uploaded=stored.size)
 
 
 def _point_entry_at(

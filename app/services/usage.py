@@ -5,6 +5,7 @@ import threading
 import time
 from collections import Counter
 
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -34,9 +35,28 @@ def storage_limit(tenant: Tenant) -> int | None:
     return plan_for(tenant.plan).storage_limit_bytes
 
 
+_usage_cache: dict[str, tuple[float, int]] = {}
+
+
 def over_storage_quota(tenant: Tenant, *, adding: int = 0) -> bool:
+    """Whether storing `adding` more bytes would pass the tenant's limit.
+
+    The sums are reused for QUOTA_USAGE_CACHE_SECONDS per process: a quota is
+    a soft ceiling, and summing every object on each upload would cost more
+    than the upload. Concurrent uploads may pass it by what they add in that
+    window.
+    """
     limit = storage_limit(tenant)
-    return limit is not None and storage_bytes(tenant) + adding > limit
+    if limit is None:
+        return False
+    ttl = current_app.config["QUOTA_USAGE_CACHE_SECONDS"]
+    cached = _usage_cache.get(tenant.id)
+    if cached is not None and time.monotonic() - cached[0] < ttl:
+        used = cached[1]
+    else:
+        used = storage_bytes(tenant)
+        _usage_cache[tenant.id] = (time.monotonic(), used)
+    return used + adding > limit
 
 
 def current_month() -> str:

@@ -49,11 +49,14 @@ def seconds_until_reset() -> int:
     return max(1, math.ceil(current.reset_at - time.time()))
 
 
-def _retry_after_only_on_429(response: Response) -> Response:
+def _rate_limit_headers(response: Response) -> Response:
     # Flask-Limiter writes Retry-After on every response; it means something
     # only on a 429, where it must be a whole number of seconds of at least 1.
     if response.status_code == 429:
         response.headers["Retry-After"] = str(seconds_until_reset())
+        # Flask-Limiter reads the window again to write this header, and a
+        # moving window may have slid meanwhile; a refused request had none left.
+        response.headers["X-RateLimit-Remaining"] = "0"
     else:
         response.headers.pop("Retry-After", None)
     return response
@@ -74,6 +77,6 @@ def _rate_limited(exc: RateLimitExceeded):
 
 def init_rate_limits(app: Flask) -> None:
     # Registered before the limiter's own hook, so it runs after it.
-    app.after_request(_retry_after_only_on_429)
+    app.after_request(_rate_limit_headers)
     app.register_error_handler(RateLimitExceeded, _rate_limited)
     limiter.init_app(app)

@@ -14,8 +14,10 @@ peaks between samples. Exits 1 when any phase peaks over the limit.
 import argparse
 import hashlib
 import http.client
+import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live_server import HoardServer  # noqa: E402
+from tests.live_server import HoardServer, free_port  # noqa: E402
 
 MiB = 1024 * 1024
 MB = 1000 * 1000
@@ -193,6 +195,38 @@ def print_table(phases: list[Phase], limit: int) -> None:
     print(f"limit: {limit / MB:.0f} MB per phase (MB = 10^6 bytes; RSS sampled every 50 ms)")
 
 
+def start_moto() -> tuple[subprocess.Popen, dict]:
+    """A moto S3 server in its own process, a bucket, and the env pointing Hoard at it."""
+    import boto3
+    from botocore.config import Config
+
+    port = free_port()
+    credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **credentials},
+    )
+    url = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    for _ in range(100):
+        try:
+            client.create_bucket(Bucket="hoard-bench")
+            break
+        except Exception:
+            time.sleep(0.1)
+    env = {"STORAGE_BACKEND": "s3", "S3_BUCKET": "hoard-bench", "S3_ENDPOINT_URL": url, **credentials}
+    return process, env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="artifact size in MiB (default 1024)")
@@ -200,20 +234,32 @@ def main() -> int:
     parser.add_argument("--database-url", help="default: SQLite in the throwaway var dir")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads in the one worker")
     parser.add_argument("--keep", action="store_true", help="keep the var dir (storage, logs)")
+    parser.add_argument(
+        "--storage",
+        choices=("local", "s3"),
+        default="local",
+        help="s3: a moto server in its own process, with Hoard's multipart upload and streamed GET",
+    )
     args = parser.parse_args()
     size = args.size_mib * MiB
     limit = int(args.limit_mb * MB)
 
     var_dir = Path(tempfile.mkdtemp(prefix="hoard-bench-memory-"))
+    env = {"CACHE_MAX_ARTIFACT_BYTES": max(size, 2 * 1024**3), "LOG_LEVEL": "WARNING"}
+    moto = None
+    if args.storage == "s3":
+        moto, s3_env = start_moto()
+        env.update(s3_env)
     server = HoardServer(
         var_dir=var_dir,
         database_url=args.database_url or f"sqlite:///{var_dir / 'hoard.db'}",
         workers=1,
         threads=args.threads,
-        env_overrides={"CACHE_MAX_ARTIFACT_BYTES": max(size, 2 * 1024**3), "LOG_LEVEL": "WARNING"},
+        env_overrides=env,
     )
     try:
         with server:
+            print(f"storage: {args.storage}")
             tenant = server.create_tenant("bench")
             (worker,) = server.worker_pids()
             print(f"gunicorn worker pid {worker}, artifact {args.size_mib} MiB, var dir {var_dir}")
@@ -233,6 +279,8 @@ def main() -> int:
             finally:
                 sampler.stop()
     finally:
+        if moto is not None:
+            moto.terminate()
         if args.keep:
             print(f"kept {var_dir}")
         else:

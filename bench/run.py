@@ -223,7 +223,7 @@ def moto_server(log_dir: Path, buckets: list[str]):
         log_file.close()
 
 
-def hoard_env(plan: Plan, *, redis_up: bool, s3_url: str | None, empty_file: Path) -> dict:
+def hoard_env(*, redis_up: bool, s3_url: str | None, empty_file: Path) -> dict:
     env = {
         "LOG_LEVEL": "INFO",
         "DOWNLOAD_MODE": "sendfile",
@@ -522,7 +522,7 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
             database_url=database_url,
             workers=plan.workers,
             threads=plan.threads,
-            env_overrides=hoard_env(plan, redis_up=services["redis"], s3_url=s3_url, empty_file=empty_file),
+            env_overrides=hoard_env(redis_up=services["redis"], s3_url=s3_url, empty_file=empty_file),
         )
         stack.enter_context(hoard_server)
         tenant = hoard_server.create_tenant(f"bench-{pass_name}")

@@ -69,6 +69,9 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {
         "pool_pre_ping": _bool("DB_POOL_PRE_PING", False),
         "pool_recycle": _int("DB_POOL_RECYCLE_SECONDS", 1800),
+        # At least the worker's thread count (GUNICORN_THREADS, 8): a smaller
+        # pool opens and closes a connection per request under load.
+        "pool_size": _int("DB_POOL_SIZE", 10),
     }
     MIGRATIONS_DIR = str(BASE_DIR / "migrations")
 
@@ -78,7 +81,7 @@ class Config:
     S3_BUCKET = os.environ.get("S3_BUCKET", "hoard")
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
     S3_REGION = os.environ.get("S3_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    S3_PART_SIZE = _int("S3_PART_SIZE", 16 * 1024 * 1024)
+    S3_PART_SIZE = _int("S3_PART_SIZE", 8 * 1024 * 1024)
 
     # How downloads leave the server: "sendfile" (the WSGI file wrapper, which
     # gunicorn turns into sendfile(2)), "x-accel" (nginx serves the file), or

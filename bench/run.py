@@ -38,7 +38,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import limits, loadgen, peer, report, transfer  # noqa: E402
+from bench import loadgen, peer, report, transfer  # noqa: E402
+from bench import machine_limits as limits  # noqa: E402
 from bench.proctree import PeakSampler, cpu_by_pid, cpu_delta, rss_bytes, tree, tree_cpu  # noqa: E402
 from tests.e2e import turbo  # noqa: E402
 from tests.live_server import BIN, HoardServer, free_port  # noqa: E402
@@ -314,7 +315,7 @@ def calibrate_loadgen(plan: Plan, generator: loadgen.LoadGenerator) -> dict:
     try:
         port = int(process.stdout.readline())
         target = Target("null", port, "x", "x", process.pid)
-        probes = {"server": lambda: tree_cpu(process.pid)}
+        probes = {"server": partial(tree_cpu, process.pid)}
         hashes = [f"{i:016x}" for i in range(SMALL_ARTIFACTS)]
         results = {}
         for method in ("HEAD", "GET"):

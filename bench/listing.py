@@ -49,7 +49,7 @@ from app import create_app  # noqa: E402
 from app.clock import now  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Artifact, Tenant  # noqa: E402
-from app.services import artifacts, tenants  # noqa: E402
+from app.services import artifacts, cursors, tenants  # noqa: E402
 
 SPAN = timedelta(days=45)
 SAME_TIMESTAMP = 5  # consecutive uploads that share one created_at
@@ -390,12 +390,12 @@ def run_cases(app, tenant: Tenant, key: str, repeat: int) -> list[Result]:
                 )
         for page, position, cursor in pages:
 
-            def list_page(cursor=cursor, case=case) -> artifacts.ArtifactPage:
+            def list_page(cursor=cursor, case=case) -> cursors.Page:
                 return artifacts.list_artifacts(tenant, filters=case.filters, limit=PAGE, cursor=cursor)
 
             def service(list_page=list_page) -> list[str]:
                 with app.app_context():
-                    return [item.id for item in list_page().artifacts]
+                    return [item.id for item in list_page().items]
 
             query = {"limit": PAGE, **case.query, **({"cursor": cursor} if cursor else {})}
 

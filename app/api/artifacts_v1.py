@@ -90,7 +90,7 @@ def list_artifacts():
         cursor=args.get("cursor"),
     )
     return jsonify(
-        artifacts=[serializers.artifact(item) for item in page.artifacts],
+        artifacts=[serializers.artifact(item) for item in page.items],
         next_cursor=page.next_cursor,
         has_more=page.next_cursor is not None,
     )

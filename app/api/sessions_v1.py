@@ -27,7 +27,7 @@ def list_sessions():
         created_before=validation.timestamp(args.get("created_before"), "created_before"),
     )
     return jsonify(
-        sessions=[serializers.session(item) for item in page.sessions],
+        sessions=[serializers.session(item) for item in page.items],
         next_cursor=page.next_cursor,
         has_more=page.next_cursor is not None,
     )

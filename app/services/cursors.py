@@ -7,9 +7,14 @@ must survive a query string as it is.
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
+
 from ..errors import InvalidRequest
+from ..extensions import db
 from . import validation
 
 
@@ -30,3 +35,33 @@ def decode(cursor: str, *, name: str, valid_id: Callable[[str], bool]) -> tuple[
     if not isinstance(at, str) or not isinstance(item_id, str) or not valid_id(item_id):
         raise invalid
     return validation.timestamp(at, name), item_id
+
+
+@dataclass
+class Page:
+    items: list
+    next_cursor: str | None  # None on the last page
+
+
+def page(
+    query: Select,
+    *,
+    at: InstrumentedAttribute,
+    key: InstrumentedAttribute,
+    cursor: str | None,
+    name: str,
+    valid_id: Callable[[str], bool],
+    limit: int,
+) -> Page:
+    """One page of `query`, newest first by (at, key), after `cursor`."""
+    if cursor:
+        # A row-value comparison: PostgreSQL starts the index scan at the
+        # cursor instead of filtering every row before it (62 ms -> 2 ms
+        # half-way through a million rows, bench/listing.py).
+        query = query.where(tuple_(at, key) < tuple_(*decode(cursor, name=name, valid_id=valid_id)))
+    query = query.order_by(at.desc(), key.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(query))
+    if len(rows) <= limit:
+        return Page(items=rows, next_cursor=None)
+    last = rows[limit - 1]
+    return Page(items=rows[:limit], next_cursor=encode(getattr(last, at.key), getattr(last, key.key)))

@@ -1,9 +1,8 @@
 """Sessions: labels on artifacts, plus a seal that persists."""
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
 from ..clock import now
 from ..errors import InvalidRequest, SessionNotFound, SessionSealed
@@ -75,20 +74,6 @@ def seal_session(tenant: Tenant, session_id: str) -> Session:
     return session
 
 
-@dataclass
-class SessionPage:
-    sessions: list[Session]
-    next_cursor: str | None
-
-
-def _encode_cursor(session: Session) -> str:
-    return cursors.encode(session.last_artifact_at, session.session_id)
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    return cursors.decode(cursor, name="after", valid_id=_is_label)
-
-
 def _is_label(value: str) -> bool:
     try:
         return validation.label(value, "after") is not None
@@ -103,18 +88,19 @@ def list_sessions(
     after: str | None,
     created_after: datetime | None,
     created_before: datetime | None,
-) -> SessionPage:
+) -> cursors.Page:
     """Newest activity first, keyset-paginated on (last_artifact_at, session_id)."""
     query = select(Session).where(Session.tenant_id == tenant.id)
     if created_after is not None:
         query = query.where(Session.first_artifact_at > created_after)
     if created_before is not None:
         query = query.where(Session.first_artifact_at < created_before)
-    if after:
-        at, session_id = _decode_cursor(after)
-        query = query.where(tuple_(Session.last_artifact_at, Session.session_id) < tuple_(at, session_id))
-    query = query.order_by(Session.last_artifact_at.desc(), Session.session_id.desc()).limit(limit + 1)
-    rows = list(db.session.scalars(query))
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return SessionPage(sessions=rows, next_cursor=_encode_cursor(rows[-1]) if has_more else None)
+    return cursors.page(
+        query,
+        at=Session.last_artifact_at,
+        key=Session.session_id,
+        cursor=after,
+        name="after",
+        valid_id=_is_label,
+        limit=limit,
+    )

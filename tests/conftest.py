@@ -256,3 +256,21 @@ def s3_client(moto_server):
         region_name=REGION,
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server_env(moto_server, s3_client):
+    """Makes a fresh bucket; returns the environment pointing a HoardServer at it."""
+
+    def make(prefix: str = "hoard-e2e", **extra: str) -> dict[str, str]:
+        bucket = f"{prefix}-{secrets.token_hex(4)}"
+        s3_client.create_bucket(Bucket=bucket)
+        return {
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": bucket,
+            "S3_ENDPOINT_URL": moto_server,
+            "S3_REGION": REGION,
+            **extra,
+        }
+
+    return make

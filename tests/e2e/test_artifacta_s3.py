@@ -5,44 +5,26 @@ streamed through Hoard or handed out as presigned URLs."""
 import hashlib
 import os
 import re
-import secrets
 import time
 
-import boto3
 import httpx
 import pytest
 from artifacta.errors import ArtifactDeletedError, SessionSealedError
 from artifacta.sdk import Client
-from botocore.config import Config
 
-from tests.conftest import REGION
 from tests.live_server import HoardServer
 
 LARGE = 100 * 1024 * 1024
 
 
 @pytest.fixture(scope="module", params=["sendfile", "redirect"])
-def s3_hoard(request, moto_server, new_postgres_database, tmp_path_factory, artifacta_home):
-    bucket = f"hoard-sdk-{secrets.token_hex(4)}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name=REGION,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
-    s3.create_bucket(Bucket=bucket)
-    env = {
-        "STORAGE_BACKEND": "s3",
-        "S3_BUCKET": bucket,
-        "S3_ENDPOINT_URL": moto_server,
-        "S3_REGION": REGION,
-        "S3_PART_SIZE": str(8 * 1024 * 1024),
-        "DOWNLOAD_MODE": request.param,
-    }
+def s3_hoard(request, s3_server_env, s3_client, new_postgres_database, tmp_path_factory, artifacta_home):
+    env = s3_server_env("hoard-sdk", S3_PART_SIZE=str(8 * 1024 * 1024), DOWNLOAD_MODE=request.param)
+    bucket = env["S3_BUCKET"]
     var_dir = tmp_path_factory.mktemp(f"sdk-s3-{request.param}")
     with HoardServer(var_dir=var_dir, database_url=new_postgres_database(), env_overrides=env) as server:
         tenant = server.create_tenant(f"s3-{request.param}")
-        yield request.param, server, Client(base_url=server.url, api_key=tenant.key), s3, bucket
+        yield request.param, server, Client(base_url=server.url, api_key=tenant.key), s3_client, bucket
 
 
 def _logged_statuses(server, request_line: str) -> list[str]:

@@ -24,13 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 import sqlalchemy as sa
-from botocore.config import Config
 
-from tests.conftest import REGION
 from tests.live_server import HoardServer
 
 MiB = 1024 * 1024
@@ -123,23 +120,8 @@ def deployment(request, new_postgres_database, tmp_path_factory):
     var_dir = tmp_path_factory.mktemp(f"crash-{request.param}")
     env = {"RATELIMIT_ENABLED": "false"}
     if request.param == "s3":
-        endpoint = request.getfixturevalue("moto_server")
-        bucket = f"hoard-crash-{secrets.token_hex(4)}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=REGION,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
-        client.create_bucket(Bucket=bucket)
-        env |= {
-            "STORAGE_BACKEND": "s3",
-            "S3_BUCKET": bucket,
-            "S3_ENDPOINT_URL": endpoint,
-            "S3_REGION": REGION,
-            "S3_PART_SIZE": PART_SIZE,
-        }
-        helpers = _s3(client, bucket)
+        env |= request.getfixturevalue("s3_server_env")("hoard-crash", S3_PART_SIZE=PART_SIZE)
+        helpers = _s3(request.getfixturevalue("s3_client"), env["S3_BUCKET"])
     else:
         helpers = _local(var_dir / "storage")
     database_url = new_postgres_database()

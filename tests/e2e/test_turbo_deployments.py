@@ -7,11 +7,8 @@ import secrets
 import shutil
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from tests.conftest import REGION
 from tests.e2e import turbo
 from tests.live_server import HoardServer
 from tests.nginx_proxy import NginxProxy
@@ -25,31 +22,17 @@ def monorepo_template(turbo_binary, tmp_path_factory) -> Path:
     return turbo.generate_monorepo(tmp_path_factory.mktemp("deploy-template") / "repo")
 
 
-def _s3_env(moto_server: str) -> dict:
-    bucket = f"hoard-e2e-{secrets.token_hex(4)}"
-    boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name=REGION,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    ).create_bucket(Bucket=bucket)
-    return {
-        "STORAGE_BACKEND": "s3",
-        "S3_BUCKET": bucket,
-        "S3_ENDPOINT_URL": moto_server,
-        "S3_REGION": REGION,
-        # Small parts, so the several-MB artifacts go up as multipart uploads.
-        "S3_PART_SIZE": str(5 * 1024 * 1024),
-    }
-
-
 @pytest.fixture(params=["s3-stream", "s3-redirect", "nginx"])
 def deployment(request, new_postgres_database, tmp_path_factory):
     """(API URL turbo talks to, server) for each way Hoard is deployed."""
     var_dir = tmp_path_factory.mktemp(request.param)
     if request.param.startswith("s3"):
-        env = _s3_env(request.getfixturevalue("moto_server"))
-        env["DOWNLOAD_MODE"] = "redirect" if request.param == "s3-redirect" else "sendfile"
+        # Small parts, so the several-MB artifacts go up as multipart uploads.
+        env = request.getfixturevalue("s3_server_env")(
+            "hoard-turbo",
+            S3_PART_SIZE=str(5 * 1024 * 1024),
+            DOWNLOAD_MODE="redirect" if request.param == "s3-redirect" else "sendfile",
+        )
         with HoardServer(var_dir=var_dir, database_url=new_postgres_database(), env_overrides=env) as server:
             yield request.param, server.url, server
         return

@@ -626,7 +626,6 @@ def test_s3_purged_artifact_takes_its_blob_object(s3_bucket, client, auth):
     assert objects() == {}
 
 
-
 def test_records_past_their_window_are_purged(app, client, auth, tenant_and_key):
     """Idempotency keys after 24 h and cache events after 90 days; newer ones stay."""
     from app.models import CacheEvent

@@ -14,21 +14,17 @@ all of it in memory. Local storage is fs-blob-store: no fsync, no temp file.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.turbo import quiet_env  # noqa: E402
-from tests.live_server import free_port  # noqa: E402
+from tests.live_server import free_port, start_process, stop_process  # noqa: E402
 
 PEER_PACKAGE = "turborepo-remote-cache"
 PEER_VERSION = "2.12.0"
@@ -125,38 +121,18 @@ class PeerServer:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.log_path = self.var_dir / "peer.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
+        # /v8/artifacts/status is the one route outside the peer's auth hook.
+        self.process, self._log = start_process(
             ["node", str(self.entry_point)],
             cwd=self.var_dir,
             env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=self.log_path,
+            ready_url=f"{self.url}/v8/artifacts/status",
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the peer exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                # /v8/artifacts/status is the one route outside its auth hook.
-                if requests.get(f"{self.url}/v8/artifacts/status", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the peer did not answer in 30 s")
+        return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
+        stop_process(self.process, getattr(self, "_log", None))
 
     def __enter__(self) -> "PeerServer":
         return self.start()

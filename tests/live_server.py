@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import requests
 
@@ -24,6 +25,43 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_process(
+    command: list[str], *, cwd: Path, env: dict, log_path: Path, ready_url: str, timeout: float = 30
+) -> tuple[subprocess.Popen, BinaryIO]:
+    """Start a server in its own process group, logging to a file, and wait
+    until `ready_url` answers 200."""
+    log = open(log_path, "ab")  # noqa: SIM115 - closed by stop_process()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.close()
+            raise RuntimeError(f"{command[0]} exited: {log_path.read_text()[-2000:]}")
+        try:
+            if requests.get(ready_url, timeout=1).status_code == 200:
+                return process, log
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    stop_process(process, log)
+    raise RuntimeError(f"{command[0]} did not answer {ready_url} in {timeout:.0f} s")
+
+
+def stop_process(process: subprocess.Popen | None, log: BinaryIO | None) -> None:
+    """SIGTERM the process group, SIGKILL it if it lingers, close the log."""
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if log is not None:
+        log.close()
 
 
 @dataclass
@@ -81,8 +119,7 @@ class HoardServer:
         self.flask("db", "upgrade")
         self.port = self.port or free_port()
         self.log_path = self.var_dir / "gunicorn.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
+        self.process, self._log = start_process(
             [
                 str(BIN / "gunicorn"),
                 "-c",
@@ -97,36 +134,17 @@ class HoardServer:
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=self.log_path,
+            ready_url=f"{self.url}/health",
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("gunicorn did not become healthy in 30 s")
+        return self
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
         return [int(pid) for pid in out.split()]
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
+        stop_process(self.process, getattr(self, "_log", None))
 
     def __enter__(self) -> "HoardServer":
         return self.start()

@@ -13,17 +13,15 @@ all of it in memory. Local storage is fs-blob-store: no fsync, no temp file.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.turbo import quiet_env  # noqa: E402
+from tests.e2e.turbo import npm_install_pinned  # noqa: E402
 from tests.live_server import free_port, start_process, stop_process  # noqa: E402
 
 PEER_PACKAGE = "turborepo-remote-cache"
@@ -48,40 +46,10 @@ def installed_version(install_dir: Path = INSTALL_DIR) -> str | None:
 
 
 def install(install_dir: Path = INSTALL_DIR) -> Path:
-    """The pinned peer's entry point, installed with npm unless already there.
-    The install happens in a sibling directory renamed into place, so an
-    interrupted one leaves nothing half-made."""
-    if installed_version(install_dir) == PEER_VERSION:
-        return package_dir(install_dir) / "dist" / "cli.js"
-    install_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{install_dir.name}-", dir=install_dir.parent))
-    try:
-        (staging / "package.json").write_text(
-            json.dumps(
-                {"name": "hoard-bench-peer", "private": True, "dependencies": {PEER_PACKAGE: PEER_VERSION}}
-            )
-        )
-        result = subprocess.run(
-            ["npm", "install", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],
-            cwd=staging,
-            env=quiet_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"npm install {PEER_PACKAGE}@{PEER_VERSION} failed:\n{result.stderr[-3000:]}")
-        if (version := installed_version(staging)) != PEER_VERSION:
-            raise RuntimeError(f"npm installed {PEER_PACKAGE} {version!r}, expected {PEER_VERSION}")
-        staging.chmod(0o755)
-        shutil.rmtree(install_dir, ignore_errors=True)
-        try:
-            staging.rename(install_dir)
-        except OSError:
-            if installed_version(install_dir) != PEER_VERSION:  # another process won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """The pinned peer's entry point, installed with npm on first use."""
+    npm_install_pinned(
+        install_dir, PEER_PACKAGE, PEER_VERSION, installed_version=installed_version, flags=("--omit=dev",)
+    )
     return package_dir(install_dir) / "dist" / "cli.js"
 
 

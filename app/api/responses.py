@@ -1,26 +1,20 @@
 """Sending stored bytes: sendfile, X-Accel-Redirect, a redirect, or a stream."""
 
 from typing import BinaryIO
-from urllib.parse import quote
 
 from flask import Response, current_app, request
 from werkzeug.wsgi import wrap_file
 
 from ..services.downloads import Download
 from ..storage import get_storage
+from ..storage.base import content_disposition
 
 # When the bytes are copied rather than sent with sendfile (S3 streams), move
 # them in large chunks: the per-chunk overhead dominates at the 8 KiB default.
 STREAM_CHUNK_SIZE = 1024 * 1024
 
 
-def content_disposition(filename: str) -> str:
-    """`attachment` with an ASCII fallback and the exact name in RFC 5987 form."""
-    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\;%' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-def send_object(
+def _send_stream(
     *,
     storage_key: str,
     stream: BinaryIO,
@@ -76,7 +70,7 @@ def send_download(
     if download.stream is None:
         response = Response(status=200, content_type=content_type)
         return _decorate(response, download.size, headers, download_name, ranges)
-    return send_object(
+    return _send_stream(
         storage_key=download.storage_key,
         stream=download.stream,
         size=download.size,

@@ -10,9 +10,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+from urllib.parse import quote
 
 # How much every backend reads or writes at a time.
 CHUNK_SIZE = 1024 * 1024
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII fallback and the exact name in RFC 5987 form.
+
+    Here, not in the HTTP layer: presigned GETs carry it too.
+    """
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\;%' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class StorageError(Exception):

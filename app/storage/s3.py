@@ -7,14 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
-from urllib.parse import quote
 
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .base import CHUNK_SIZE, ObjectNotFound, PresignedPut, Storage, StorageError, StoredObject
+from .base import (
+    CHUNK_SIZE,
+    ObjectNotFound,
+    PresignedPut,
+    Storage,
+    StorageError,
+    StoredObject,
+    content_disposition,
+)
 from .streams import HashingReader
 
 logger = logging.getLogger(__name__)
@@ -42,12 +49,6 @@ def _neutral_errors(key: str):
         raise StorageError(f"S3 refused the request ({_code(exc) or 'unknown'})") from exc
     except BotoCoreError as exc:
         raise StorageError("S3 request failed") from exc
-
-
-def _attachment(filename: str) -> str:
-    """`attachment` with an ASCII fallback and the exact name in RFC 5987 form."""
-    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\;%' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class _Parts:
@@ -200,7 +201,7 @@ class S3Storage(Storage):
     ) -> str | None:
         params = {"Bucket": self.bucket, "Key": key}
         if filename is not None:
-            params["ResponseContentDisposition"] = _attachment(filename)
+            params["ResponseContentDisposition"] = content_disposition(filename)
         if content_type is not None:
             params["ResponseContentType"] = content_type
         with _neutral_errors(key):

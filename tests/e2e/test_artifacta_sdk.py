@@ -20,22 +20,8 @@ from artifacta.errors import (
 )
 from artifacta.sdk import Client
 
-ARTIFACT_ID = re.compile(r"^art_[A-Za-z0-9]{16}$")
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-ARTIFACT_FIELDS = {
-    "artifact_id",
-    "filename",
-    "content_type",
-    "size_bytes",
-    "content_hash",
-    "session_id",
-    "agent_id",
-    "metadata",
-    "status",
-    "created_at",
-    "expires_at",
-    "deleted_at",
-}
+from tests.api.helpers_v1 import ARTIFACT_FIELDS, ARTIFACT_ID, TIMESTAMP
+
 WHOAMI_INT_FIELDS = (
     "usage_requests_month",
     "plan_requests_limit_month",

@@ -12,6 +12,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,21 +117,30 @@ def installed_version(binary: Path) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def install(install_dir: Path = INSTALL_DIR) -> Path:
-    """The pinned turbo binary, installed with npm into install_dir unless a
-    working one is already there. The install happens in a sibling directory
-    renamed into place, so an interrupted one leaves nothing half-made."""
-    binary = binary_path(install_dir)
-    if installed_version(binary) == TURBO_VERSION:
-        return binary
+def npm_install_pinned(
+    install_dir: Path,
+    package: str,
+    version: str,
+    *,
+    installed_version: Callable[[Path], str | None],
+    flags: tuple[str, ...] = (),
+) -> None:
+    """Install package@version with npm into install_dir, unless
+    installed_version(install_dir) already reports it. The install happens in
+    a sibling directory renamed into place, so an interrupted one leaves
+    nothing half-made."""
+    if installed_version(install_dir) == version:
+        return
     install_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{install_dir.name}-", dir=install_dir.parent))
     try:
         (staging / "package.json").write_text(
-            json.dumps({"name": "hoard-turbo-pin", "private": True, "dependencies": {"turbo": TURBO_VERSION}})
+            json.dumps(
+                {"name": f"hoard-pin-{install_dir.name}", "private": True, "dependencies": {package: version}}
+            )
         )
         result = subprocess.run(
-            ["npm", "install", "--include=optional", "--ignore-scripts", "--no-audit", "--no-fund"],
+            ["npm", "install", *flags, "--ignore-scripts", "--no-audit", "--no-fund"],
             cwd=staging,
             env=quiet_env(),
             capture_output=True,
@@ -138,20 +148,31 @@ def install(install_dir: Path = INSTALL_DIR) -> Path:
             timeout=600,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"npm install turbo@{TURBO_VERSION} failed:\n{result.stderr[-3000:]}")
-        if (version := installed_version(binary_path(staging))) != TURBO_VERSION:
-            raise RuntimeError(f"npm installed turbo {version!r}, expected {TURBO_VERSION}")
+            raise RuntimeError(f"npm install {package}@{version} failed:\n{result.stderr[-3000:]}")
+        if (found := installed_version(staging)) != version:
+            raise RuntimeError(f"npm installed {package} {found!r}, expected {version}")
         staging.chmod(0o755)
         shutil.rmtree(install_dir, ignore_errors=True)
         try:
             staging.rename(install_dir)
         except OSError:
             # Another process installed it meanwhile; use theirs if it works.
-            if installed_version(binary) != TURBO_VERSION:
+            if installed_version(install_dir) != version:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return binary
+
+
+def install(install_dir: Path = INSTALL_DIR) -> Path:
+    """The pinned turbo binary, installed into install_dir on first use."""
+    npm_install_pinned(
+        install_dir,
+        "turbo",
+        TURBO_VERSION,
+        installed_version=lambda directory: installed_version(binary_path(directory)),
+        flags=("--include=optional",),
+    )
+    return binary_path(install_dir)
 
 
 def write_turbo_json(repo: Path, *, signature: bool) -> None:

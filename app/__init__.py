@@ -3,6 +3,7 @@
 import logging
 
 from flask import Flask
+from flask.sessions import SessionInterface
 
 from config import Config
 
@@ -13,6 +14,17 @@ from .ratelimit import init_rate_limits
 from .storage import init_storage
 
 
+class NoCookieSessions(SessionInterface):
+    """Callers authenticate with bearer keys and nothing reads a cookie
+    session: skip decoding and signing one on every request."""
+
+    def open_session(self, app, request):
+        return None  # Flask substitutes a null session
+
+    def save_session(self, app, session, response) -> None:
+        pass
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the application; binds extensions and blueprints, does no I/O."""
     app = Flask(__name__, static_folder=None)
@@ -21,6 +33,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.config.update(overrides)
     logging.basicConfig(level=app.config["LOG_LEVEL"])
     app.json.sort_keys = False
+    app.session_interface = NoCookieSessions()
 
     if app.config["TRUSTED_PROXY_COUNT"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import storage as storage_errors
@@ -31,6 +31,12 @@ HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_QUERY_HASHES = 100
 OPEN_ATTEMPTS = 20
 MAX_EVENTS = 1000
+
+# Every HEAD and GET runs this; built once, as building it costs more than
+# running it (Session.get builds its statement anew on each call).
+ENTRY_BY_HASH = select(CacheEntry).where(
+    CacheEntry.tenant_id == bindparam("tenant_id"), CacheEntry.hash == bindparam("hash")
+)
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ def _point_entry_at(
 def find_entry(tenant: Tenant, artifact_hash: str) -> CacheEntry:
     validate_hash(artifact_hash)
     _require_usable(tenant)
-    entry = db.session.get(CacheEntry, (tenant.id, artifact_hash))
+    entry = db.session.scalars(ENTRY_BY_HASH, {"tenant_id": tenant.id, "hash": artifact_hash}).first()
     if entry is None:
         raise NotFound("Artifact not found.")
     return entry

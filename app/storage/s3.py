@@ -2,8 +2,11 @@
 
 import io
 import logging
+import mmap
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
@@ -30,6 +33,10 @@ MiB = 1024 * 1024
 # S3's limits: every part but the last is at least 5 MiB, none above 5 GiB.
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
+# Parts upload on threads of their own while the next one is read from the
+# client, as the AWS CLI does: one part at a time leaves both links idle in
+# turn. This many parts, at most, are in memory for one upload.
+PARTS_IN_FLIGHT = 3
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
@@ -51,30 +58,59 @@ def _neutral_errors(key: str):
         raise StorageError("S3 request failed") from exc
 
 
+class _Part:
+    """One part's bytes, in an anonymous mmap of its own. Unmapping returns
+    the memory to the OS at once: buffers from malloc would stay in the
+    worker's arenas after a large upload and keep its RSS high."""
+
+    def __init__(self, number: int, size: int):
+        self.number = number
+        self.length = 0
+        self.last = False
+        self._buffer = mmap.mmap(-1, size)
+
+    def write(self, data: bytes) -> None:
+        self._buffer.write(data)
+        self.length += len(data)
+
+    @property
+    def body(self) -> mmap.mmap | bytes:
+        if self.length == len(self._buffer):
+            self._buffer.seek(0)
+            return self._buffer  # file-like: botocore reads it without a copy
+        return self._buffer[: self.length]
+
+    def close(self) -> None:
+        self._buffer.close()
+
+
 class _Parts:
-    """Cuts a stream into part_size pieces and holds the current one, the
-    only piece in memory. One byte of look-ahead tells a full piece that ends
-    the stream from one with more to come."""
+    """Cuts a stream into part_size pieces. One byte of look-ahead tells a
+    full piece that ends the stream from one with more to come."""
 
     def __init__(self, reader: HashingReader, part_size: int):
         self._reader = reader
         self._part_size = part_size
         self._carry = b""
-        self.number = 0
-        self.current = bytearray()
-        self.last = False
+        self._number = 0
 
-    def advance(self) -> None:
-        self.current = bytearray(self._carry)  # the previous piece goes before the next fills
-        self.number += 1
-        while len(self.current) < self._part_size:
-            chunk = self._reader.read(min(CHUNK_SIZE, self._part_size - len(self.current)))
-            if not chunk:
-                self.last = True
-                return
-            self.current += chunk
-        self._carry = self._reader.read(1)
-        self.last = not self._carry
+    def next(self) -> _Part:
+        self._number += 1
+        part = _Part(self._number, self._part_size)
+        try:
+            part.write(self._carry)
+            while part.length < self._part_size:
+                chunk = self._reader.read(min(CHUNK_SIZE, self._part_size - part.length))
+                if not chunk:
+                    part.last = True
+                    return part
+                part.write(chunk)
+            self._carry = self._reader.read(1)
+            part.last = not self._carry
+            return part
+        except BaseException:
+            part.close()
+            raise
 
 
 class _Body(io.RawIOBase):
@@ -133,37 +169,32 @@ class S3Storage(Storage):
     ) -> StoredObject:
         reader = HashingReader(stream, max_size=max_size, expected_size=expected_size)
         parts = _Parts(reader, self.part_size)
-        parts.advance()
-        if parts.last:
-            with _neutral_errors(key):
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=parts.current)
+        first = parts.next()
+        if first.last:
+            try:
+                with _neutral_errors(key):
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=first.body)
+            finally:
+                first.close()
         else:
-            self._put_multipart(key, parts)
+            self._put_multipart(key, parts, first)
         return StoredObject(key=key, size=reader.size, sha256=reader.sha256)
 
-    def _put_multipart(self, key: str, parts: _Parts) -> None:
-        """Upload the current part and all that follow, one at a time.
+    def _put_multipart(self, key: str, parts: _Parts, first: _Part) -> None:
+        """Upload `first` and all the parts that follow.
 
-        S3 shows the object only on completion; any failure aborts the upload
-        so no parts linger (and bill) in the bucket.
+        S3 shows the object only on completion; any failure aborts the upload,
+        once no part is still uploading, so no parts linger (and bill) in the
+        bucket.
         """
-        with _neutral_errors(key):
-            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         try:
-            done = []
-            while True:
-                with _neutral_errors(key):
-                    response = self.client.upload_part(
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=parts.number,
-                        Body=parts.current,
-                    )
-                done.append({"PartNumber": parts.number, "ETag": response["ETag"]})
-                if parts.last:
-                    break
-                parts.advance()
+            with _neutral_errors(key):
+                upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        except BaseException:
+            first.close()
+            raise
+        try:
+            done = self._upload_parts(key, upload_id, parts, first)
             with _neutral_errors(key):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
@@ -171,6 +202,37 @@ class S3Storage(Storage):
         except BaseException:
             self._abort(key, upload_id)
             raise
+
+    def _upload_parts(self, key: str, upload_id: str, parts: _Parts, part: _Part) -> list[dict]:
+        done = []
+        uploading = deque()
+        # Leaving the pool waits for the uploads still running, also on error.
+        with ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="s3-part") as pool:
+            try:
+                while True:
+                    uploading.append(pool.submit(self._upload_part, key, upload_id, part))
+                    if part.last:
+                        break
+                    if len(uploading) == PARTS_IN_FLIGHT:
+                        done.append(uploading.popleft().result())
+                    part = parts.next()
+                while uploading:
+                    done.append(uploading.popleft().result())
+            except BaseException:
+                for upload in uploading:
+                    upload.cancel()
+                raise
+        return done
+
+    def _upload_part(self, key: str, upload_id: str, part: _Part) -> dict:
+        try:
+            with _neutral_errors(key):
+                response = self.client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part.number, Body=part.body
+                )
+            return {"PartNumber": part.number, "ETag": response["ETag"]}
+        finally:
+            part.close()
 
     def _abort(self, key: str, upload_id: str) -> None:
         try:

@@ -69,9 +69,14 @@ def test_round_trip(storage, size):
     assert storage.hash_object("cache/t1/a/v1") == stored
 
 
-@pytest.mark.parametrize("expected_size", [12 * MiB, None], ids=["announced", "unannounced"])
-def test_multipart_body(storage, probe, expected_size):
-    data = payload(12 * MiB)
+@pytest.mark.parametrize(
+    ("size", "expected_size"),
+    [(12 * MiB, 12 * MiB), (12 * MiB, None), (33 * MiB + 7, 33 * MiB + 7)],
+    # S3 keeps parts uploading while it reads on: seven parts outnumber those in flight.
+    ids=["announced", "unannounced", "seven-parts"],
+)
+def test_multipart_body(storage, probe, size, expected_size):
+    data = payload(size)
     stored = storage.put_stream("blobs/t1/big", ShortReads(data), max_size=LIMIT, expected_size=expected_size)
     assert (stored.size, stored.sha256) == (len(data), sha256(data))
     assert storage.hash_object("blobs/t1/big") == stored
@@ -101,6 +106,10 @@ FAILED_PUTS = [
     pytest.param(lambda: BrokenClient(payload(2000), 1000), {}, ClientGone, id="client-gone"),
     pytest.param(
         lambda: BrokenClient(payload(12 * MiB), 7 * MiB), {}, ClientGone, id="client-gone-multipart"
+    ),
+    # Gone after five parts: some still uploading when the read fails.
+    pytest.param(
+        lambda: BrokenClient(payload(40 * MiB), 27 * MiB), {}, ClientGone, id="client-gone-parts-in-flight"
     ),
 ]
 

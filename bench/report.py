@@ -68,6 +68,8 @@ def small_rows(section: str, small: dict, cpus: int) -> list[Row]:
         hoard, peer = figures["hoard"], figures["peer"]
         concurrency = int(key.split("c=")[1])
         rate = Row(section, f"{key} req/s", "req/s", hoard["requests_per_s"], peer["requests_per_s"])
+        if "floor" in figures:  # bench/floor.py: the same Flask and gunicorn, doing nothing else
+            rate.limit, rate.limit_name = figures["floor"]["requests_per_s"], "empty Flask view"
         p50 = Row(section, f"{key} p50", "ms", hoard["p50_ms"], peer["p50_ms"], higher_is_better=False)
         p99 = Row(section, f"{key} p99", "ms", hoard["p99_ms"], peer["p99_ms"], higher_is_better=False)
         cpu = Row(

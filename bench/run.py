@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import loadgen, peer, report, transfer  # noqa: E402
 from bench import machine_limits as limits  # noqa: E402
+from bench.floor import FloorServer  # noqa: E402
 from bench.proctree import PeakSampler, cpu_by_pid, cpu_delta, rss_bytes, tree, tree_cpu  # noqa: E402
 from tests.e2e import turbo  # noqa: E402
 from tests.live_server import BIN, HoardServer, free_port  # noqa: E402
@@ -567,7 +568,12 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
         result = {"idle_rss": idle}
         result["transfers"] = measure_transfers(targets, plan, work, bodies, sampler, s3=s3)
         log(f"HEAD/GET {SMALL_SIZE} B: {plan.duration:.0f} s per run, x{plan.reps}")
-        result["small"] = measure_small(targets, plan, generator, small_hashes, sampler)
+        small_targets = list(targets)
+        if not s3:  # the stack's ceiling does not depend on where Hoard stores
+            floor = stack.enter_context(FloorServer(pass_dir, workers=plan.workers, threads=plan.threads))
+            small_targets.append(Target("floor", floor.port, "-", "-", floor.process.pid))
+            small_targets[-1].cpu_probes["server"] = partial(tree_cpu, floor.process.pid)
+        result["small"] = measure_small(small_targets, plan, generator, small_hashes, sampler)
         log(f"turbo build x{plan.reps}")
         result["turbo"] = measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name)
         result["peak_rss"] = sampler.peaks

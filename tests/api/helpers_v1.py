@@ -15,6 +15,18 @@ from app.extensions import db
 from tests.factories import bearer, make_tenant
 from tests.storage_probe import stored_files  # noqa: F401 - the v1 tests import it from here
 
+# whoami's figures that the clients read as integers; null would crash the CLI.
+WHOAMI_INT_FIELDS = (
+    "usage_requests_month",
+    "plan_requests_limit_month",
+    "usage_storage_bytes",
+    "plan_storage_limit_bytes",
+    "active_links",
+    "max_active_links",
+    "rate_limit_sustained",
+    "rate_limit_burst",
+)
+
 ARTIFACT_FIELDS = {
     "artifact_id",
     "filename",

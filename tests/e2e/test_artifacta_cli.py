@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.api.helpers_v1 import WHOAMI_INT_FIELDS
+
 ARTIFACTA = Path(sys.executable).parent / "artifacta"
 UNKNOWN_KEY = "ak_live_" + "0" * 32
 MISSING_ID = "art_0000000000000000"
@@ -288,16 +290,7 @@ def test_whoami_json(artifacta, tenant):
     )
     assert body["plan"] == "pro"
     assert body["api_key_last_4"] == tenant.key[-4:]
-    for field in (
-        "usage_requests_month",
-        "plan_requests_limit_month",
-        "usage_storage_bytes",
-        "plan_storage_limit_bytes",
-        "active_links",
-        "max_active_links",
-        "rate_limit_sustained",
-        "rate_limit_burst",
-    ):
+    for field in WHOAMI_INT_FIELDS:
         assert type(body[field]) is int, field
 
 

@@ -20,18 +20,8 @@ from artifacta.errors import (
 )
 from artifacta.sdk import Client
 
-from tests.api.helpers_v1 import ARTIFACT_FIELDS, ARTIFACT_ID, TIMESTAMP
+from tests.api.helpers_v1 import ARTIFACT_FIELDS, ARTIFACT_ID, TIMESTAMP, WHOAMI_INT_FIELDS
 
-WHOAMI_INT_FIELDS = (
-    "usage_requests_month",
-    "plan_requests_limit_month",
-    "usage_storage_bytes",
-    "plan_storage_limit_bytes",
-    "active_links",
-    "max_active_links",
-    "rate_limit_sustained",
-    "rate_limit_burst",
-)
 MISSING_ID = "art_0000000000000000"
 
 

@@ -52,7 +52,7 @@ class IncompleteBody(StorageError):
 class StoredObject:
     key: str
     size: int
-    sha256: str
+    sha256: str | None  # None when the caller asked not to hash
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,15 @@ class Storage(ABC):
 
     @abstractmethod
     def put_stream(
-        self, key: str, stream: BinaryIO, *, max_size: int, expected_size: int | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        max_size: int,
+        expected_size: int | None = None,
+        sha256: bool = True,
     ) -> StoredObject:
-        """Stream `stream` to `key`, hashing and counting as it flows.
+        """Stream `stream` to `key`, counting (and, with sha256, hashing) as it flows.
 
         The object becomes visible only once complete; on any error nothing
         is left under `key` (an earlier object there stays intact).

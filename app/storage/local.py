@@ -57,9 +57,15 @@ class LocalStorage(Storage):
         return path
 
     def put_stream(
-        self, key: str, stream: BinaryIO, *, max_size: int, expected_size: int | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        max_size: int,
+        expected_size: int | None = None,
+        sha256: bool = True,
     ) -> StoredObject:
-        reader = HashingReader(stream, max_size=max_size, expected_size=expected_size)
+        reader = HashingReader(stream, max_size=max_size, expected_size=expected_size, sha256=sha256)
         target = self._path(key)
         self._tmp.mkdir(parents=True, exist_ok=True)
         # The temporary file sits on the same filesystem as the target, so the

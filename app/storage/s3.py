@@ -165,9 +165,15 @@ class S3Storage(Storage):
             return self._client
 
     def put_stream(
-        self, key: str, stream: BinaryIO, *, max_size: int, expected_size: int | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        max_size: int,
+        expected_size: int | None = None,
+        sha256: bool = True,
     ) -> StoredObject:
-        reader = HashingReader(stream, max_size=max_size, expected_size=expected_size)
+        reader = HashingReader(stream, max_size=max_size, expected_size=expected_size, sha256=sha256)
         parts = _Parts(reader, self.part_size)
         first = parts.next()
         if first.last:

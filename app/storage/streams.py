@@ -10,13 +10,17 @@ __all__ = ["CHUNK_SIZE", "HashingReader"]
 
 class HashingReader:
     """Wraps a stream; raises BodyTooLarge past max_size and IncompleteBody
-    when the stream ends at another length than expected_size."""
+    when the stream ends at another length than expected_size. With
+    sha256=False it only counts: hashing is most of a PUT's CPU, and the
+    build cache never reads the digest."""
 
-    def __init__(self, stream: BinaryIO, *, max_size: int, expected_size: int | None = None):
+    def __init__(
+        self, stream: BinaryIO, *, max_size: int, expected_size: int | None = None, sha256: bool = True
+    ):
         self._stream = stream
         self._max_size = max_size
         self._expected_size = expected_size
-        self._sha256 = hashlib.sha256()
+        self._sha256 = hashlib.sha256() if sha256 else None
         self.size = 0
 
     def read(self, size: int = CHUNK_SIZE) -> bytes:
@@ -36,7 +40,8 @@ class HashingReader:
         self.size += len(chunk)
         if self.size > self._max_size:
             raise BodyTooLarge(self._max_size)
-        self._sha256.update(chunk)
+        if self._sha256 is not None:
+            self._sha256.update(chunk)
         return chunk
 
     def chunks(self, chunk_size: int = CHUNK_SIZE):
@@ -44,5 +49,5 @@ class HashingReader:
             yield chunk
 
     @property
-    def sha256(self) -> str:
-        return self._sha256.hexdigest()
+    def sha256(self) -> str | None:
+        return None if self._sha256 is None else self._sha256.hexdigest()

@@ -69,6 +69,15 @@ def test_round_trip(storage, size):
     assert storage.hash_object("cache/t1/a/v1") == stored
 
 
+@pytest.mark.parametrize("size", [0, 100_000, 6 * MiB], ids=["empty", "small", "multipart"])
+def test_round_trip_without_hashing(storage, size):
+    data = payload(size)
+    stored = put(storage, "cache/t1/b/v1", data, expected_size=size, sha256=False)
+    assert (stored.size, stored.sha256) == (size, None)
+    assert read(storage, "cache/t1/b/v1") == data
+    assert storage.hash_object("cache/t1/b/v1").sha256 == sha256(data)
+
+
 @pytest.mark.parametrize(
     ("size", "expected_size"),
     [(12 * MiB, 12 * MiB), (12 * MiB, None), (33 * MiB + 7, 33 * MiB + 7)],

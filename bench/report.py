@@ -183,7 +183,7 @@ def print_report(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> N
     for name, key, how in (
         ("fsync'd disk write", "disk_write_mb_s", "1 MiB writes then fsync, the servers' filesystem"),
         ("loopback copy", "loopback_mb_s", "sendfile -> recv from another process"),
-        ("loopback + SHA-256", "loopback_sha256_mb_s", "the most a GET client that verifies can take"),
+        ("loopback + SHA-256", "loopback_sha256_mb_s", "hashed as read; the GET client hashes after"),
     ):
         print(f"  {name:19} {machine[key]:8,.0f} MB/s  ({how})")
     for key, figures in capacity.items():

@@ -350,7 +350,7 @@ def warm_up(targets, generator, plan, small_hashes, bodies) -> None:
         for _ in range(8):
             artifact = f"warm-{secrets.token_hex(6)}"
             transfer.put_file(target.port, target.path(artifact), target.token, bodies[MiB][0])
-            transfer.get_to_null(target.port, target.path(artifact), target.token)
+            transfer.get_into_memory(target.port, target.path(artifact), target.token, size=MiB)
         for method in ("HEAD", "GET"):
             generator.run(
                 target.port,
@@ -409,7 +409,7 @@ def transfer_once(target: Target, body: Path, digest: str, label: str, rep: int)
     cpu_before = tree_cpu(target.pid)
     put = transfer.put_file(target.port, target.path(artifact), target.token, body)
     cpu_between = tree_cpu(target.pid)
-    get = transfer.get_to_null(target.port, target.path(artifact), target.token)
+    get = transfer.get_into_memory(target.port, target.path(artifact), target.token, size=size)
     cpu_after = tree_cpu(target.pid)
     if get.nbytes != size or get.sha256 != digest:
         raise RuntimeError(

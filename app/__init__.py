@@ -7,6 +7,7 @@ from flask.sessions import SessionInterface
 
 from config import Config
 
+from . import transactions
 from .errors import register_error_handlers
 from .extensions import db, migrate
 from .fast_input import FastInputMiddleware
@@ -45,6 +46,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
     init_storage(app)
+    transactions.init_app(app)
     init_rate_limits(app)
     register_error_handlers(app)
 

@@ -173,8 +173,7 @@ def register_error_handlers(app: Flask) -> None:
     from .extensions import db
 
     # Every handler rolls back: services commit what they mean to keep before
-    # raising, and the request counter commits the session after the response,
-    # which would otherwise persist whatever a refused request left half-done.
+    # raising, and nothing a refused request left half-done may outlive it.
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
         db.session.rollback()

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
@@ -75,24 +75,24 @@ _last_flush = time.monotonic()
 
 
 def count(tenant_id: str, **amounts: int) -> None:
-    """Add to this month's counters (names from COUNTERS), batched per process.
-
-    Never writes: a flush commits the session, which would reload rows a
-    request is still answering from (flush_if_due runs after the view).
-    """
+    """Add to this month's counters (names from COUNTERS), batched per process."""
     with _pending_lock:
         _pending.setdefault((tenant_id, current_month()), Counter()).update(amounts)
 
 
 def flush_if_due() -> None:
-    """Flush when FLUSH_SECONDS have passed since the last flush."""
+    """Flush when FLUSH_SECONDS have passed since the last flush; a failure
+    is logged, never raised: counters must not fail the request they follow."""
     global _last_flush
     with _pending_lock:
         due = time.monotonic() - _last_flush >= FLUSH_SECONDS
         if due:
             _last_flush = time.monotonic()
     if due:
-        flush_counts()
+        try:
+            flush_counts()
+        except Exception:
+            log.exception("could not write usage counters")
 
 
 def start_background_flush(app) -> None:
@@ -115,7 +115,6 @@ def flush_in(app) -> None:
             flush_counts()
         except Exception:
             log.exception("could not write usage counters")
-            db.session.rollback()
 
 
 def count_request(tenant_id: str) -> None:
@@ -123,30 +122,40 @@ def count_request(tenant_id: str) -> None:
 
 
 def flush_counts() -> None:
-    """Write this process's pending counts to the database."""
+    """Write this process's pending counts to the database, in a transaction
+    of their own: never the session of the request being answered, whose
+    state is not theirs to commit. Counts that could not be written are kept
+    for the next flush."""
     with _pending_lock:
         batch = dict(_pending)
         _pending.clear()
-    for (tenant_id, month), amounts in batch.items():
-        _add(tenant_id, month, amounts)
-    if batch:
-        db.session.commit()
+    if not batch:
+        return
+    try:
+        with db.engine.begin() as connection:
+            for (tenant_id, month), amounts in batch.items():
+                _add(connection, tenant_id, month, amounts)
+    except BaseException:
+        with _pending_lock:
+            for slot, amounts in batch.items():
+                _pending.setdefault(slot, Counter()).update(amounts)
+        raise
 
 
-def _add(tenant_id: str, month: str, amounts: Counter) -> None:
+def _add(connection, tenant_id: str, month: str, amounts: Counter) -> None:
     increment = (
         update(UsageMonth)
         .where(UsageMonth.tenant_id == tenant_id, UsageMonth.month == month)
         .values({name: getattr(UsageMonth, name) + amount for name, amount in amounts.items()})
     )
-    if db.session.execute(increment).rowcount:
+    if connection.execute(increment).rowcount:
         return
     try:
-        with db.session.begin_nested():
-            db.session.add(UsageMonth(tenant_id=tenant_id, month=month, **amounts))
+        with connection.begin_nested():
+            connection.execute(insert(UsageMonth).values(tenant_id=tenant_id, month=month, **amounts))
     except IntegrityError:
         # Another process created this month's row first.
-        db.session.execute(increment)
+        connection.execute(increment)
 
 
 def month_usage(tenant: Tenant) -> dict[str, int]:

@@ -1,0 +1,89 @@
+"""Which requests run in a database transaction, and counters kept apart
+from the request's own session."""
+
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from app.extensions import db
+from app.services import usage
+from tests.api.helpers_v1 import create
+
+HASH = "0123456789abcdef"
+
+
+def _autocommit(dbapi_connection) -> bool:
+    if type(dbapi_connection).__module__.startswith("psycopg"):
+        return dbapi_connection.autocommit
+    # sqlite3 runs in autocommit when it has no isolation level.
+    return dbapi_connection.isolation_level is None
+
+
+@contextmanager
+def statements(app):
+    """(statement, ran in autocommit) for each statement the block sends."""
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement.split()[0].upper(), _autocommit(conn.connection.dbapi_connection)))
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def put(client, auth, artifact_hash=HASH, body=b"archive"):
+    response = client.put(
+        f"/v8/artifacts/{artifact_hash}",
+        data=body,
+        headers={**auth, "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 202, response.json
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+def test_cache_reads_run_without_a_transaction(app, client, auth, method):
+    put(client, auth)
+    with statements(app) as seen:
+        response = client.open(f"/v8/artifacts/{HASH}", method=method, headers=auth)
+    assert response.status_code == 200
+    assert [kind for kind, _ in seen][:2] == ["SELECT", "SELECT"]  # the key, then the entry
+    assert all(autocommit for _, autocommit in seen), seen
+
+
+def test_v1_reads_run_without_a_transaction(app, client, auth):
+    artifact = create(client, auth)
+    with statements(app) as seen:
+        assert client.get(f"/v1/artifacts/{artifact['artifact_id']}", headers=auth).status_code == 200
+        assert client.get("/v1/artifacts", headers=auth).status_code == 200
+    assert seen and all(autocommit for _, autocommit in seen), seen
+
+
+def test_writes_keep_their_transaction(app, client, auth):
+    with statements(app) as seen:
+        put(client, auth)
+    writes = [autocommit for kind, autocommit in seen if kind in ("INSERT", "UPDATE", "DELETE")]
+    assert writes and not any(writes), seen
+
+
+def test_counts_a_flush_could_not_write_wait_for_the_next(app, client, auth, monkeypatch):
+    client.get("/v1/whoami", headers=auth)
+    failing = OperationalError("UPDATE usage_months", {}, Exception("the database went away"))
+
+    def refuse(*args, **kwargs):
+        raise failing
+
+    with monkeypatch.context() as patched:
+        patched.setattr(usage, "_add", refuse)
+        patched.setattr(usage, "_last_flush", 0.0)  # due now
+        # The request the flush follows is answered all the same.
+        assert client.get("/v1/artifacts", headers=auth).status_code == 200
+        with pytest.raises(OperationalError):
+            usage.flush_counts()
+    # The first whoami and the list were kept through both failures.
+    assert client.get("/v1/whoami", headers=auth).json["usage_requests_month"] == 2

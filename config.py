@@ -81,7 +81,9 @@ class Config:
     S3_BUCKET = os.environ.get("S3_BUCKET", "hoard")
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
     S3_REGION = os.environ.get("S3_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    S3_PART_SIZE = _int("S3_PART_SIZE", 8 * 1024 * 1024)
+    # S3's minimum, as the AWS SDK for JavaScript uses: an upload holds
+    # PARTS_IN_FLIGHT + 1 parts in memory, and a worker serves many at once.
+    S3_PART_SIZE = _int("S3_PART_SIZE", 5 * 1024 * 1024)
 
     # How downloads leave the server: "sendfile" (the WSGI file wrapper, which
     # gunicorn turns into sendfile(2)), "x-accel" (nginx serves the file), or

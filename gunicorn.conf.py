@@ -6,6 +6,8 @@ of gevent; the sync worker would hold a whole process per transfer. Downloads
 leave through the WSGI file wrapper, which gunicorn sends with sendfile(2).
 """
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 
@@ -24,6 +26,26 @@ limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
+
+
+# glibc's mallopt(3) parameter for the number of malloc arenas.
+M_ARENA_MAX = -8
+
+
+def on_starting(server):
+    # glibc gives each thread that allocates under contention an arena of its
+    # own, up to 8 per CPU, and an arena keeps what a large transfer freed:
+    # with 8 threads and S3 part uploads, workers stayed 30-45 MB larger after
+    # one big artifact. Two arenas keep them near their idle size, at no
+    # measurable cost in throughput. Workers inherit the setting; an operator's
+    # MALLOC_ARENA_MAX wins, and other C libraries have no such call.
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_ARENA_MAX, 2)
 
 
 def post_worker_init(worker):

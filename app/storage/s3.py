@@ -34,9 +34,9 @@ MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
 # Parts upload on threads of their own while the next one is read from the
-# client, as the AWS CLI does: one part at a time leaves both links idle in
-# turn. This many parts, at most, are in memory for one upload.
-PARTS_IN_FLIGHT = 3
+# client, as the AWS SDKs do: one part at a time leaves both links idle in
+# turn. This many parts, and the one being read, are in memory for one upload.
+PARTS_IN_FLIGHT = 4
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 

@@ -65,6 +65,9 @@ def test_v1_reads_run_without_a_transaction(app, client, auth):
 
 
 def test_writes_keep_their_transaction(app, client, auth):
+    # A read first: its connection goes back to the pool, and must come out
+    # of it with transactions again.
+    assert client.get(f"/v8/artifacts/{HASH}", headers=auth).status_code == 404
     with statements(app) as seen:
         put(client, auth)
     writes = [autocommit for kind, autocommit in seen if kind in ("INSERT", "UPDATE", "DELETE")]

@@ -9,7 +9,7 @@ from .services import usage
 def _count_request(response: Response) -> Response:
     principal = current_principal()
     if principal is not None:
-        usage.count_request(principal.tenant.id)
+        usage.count_request(principal.tenant_id)
     usage.flush_if_due()
     return response
 

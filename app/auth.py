@@ -25,6 +25,9 @@ PRINCIPAL_BY_DIGEST = (
 @dataclass(frozen=True)
 class Principal:
     tenant: Tenant
+    # Read at lookup: a commit or rollback expires `tenant`, and reading its id
+    # afterwards (rate limit key, request counter) would load the row again.
+    tenant_id: str
     key_last_4: str
 
 
@@ -65,4 +68,4 @@ def _lookup(key: str | None) -> Principal | None:
     row = db.session.execute(PRINCIPAL_BY_DIGEST, {"digest": key_digest(key)}).first()
     if row is None:
         return None
-    return Principal(tenant=row[0], key_last_4=row[1])
+    return Principal(tenant=row[0], tenant_id=row[0].id, key_last_4=row[1])

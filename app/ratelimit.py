@@ -24,7 +24,7 @@ SUSTAINED_WINDOW_SECONDS = 5
 def rate_limit_key() -> str:
     principal = current_principal()
     if principal is not None:
-        return f"tenant:{principal.tenant.id}"
+        return f"tenant:{principal.tenant_id}"
     return f"addr:{get_remote_address()}"
 
 

@@ -1,7 +1,9 @@
-"""Which requests run in a database transaction, and counters kept apart
+"""What the hot paths ask of the database: which requests run in a
+transaction, how many statements a cache read takes, and counters kept apart
 from the request's own session."""
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import event
@@ -21,13 +23,20 @@ def _autocommit(dbapi_connection) -> bool:
     return dbapi_connection.isolation_level is None
 
 
+@dataclass
+class Statements:
+    kinds: list[tuple[str, bool]] = field(default_factory=list)  # (SELECT/INSERT/..., ran in autocommit)
+    texts: list[str] = field(default_factory=list)
+
+
 @contextmanager
 def statements(app):
-    """(statement, ran in autocommit) for each statement the block sends."""
-    seen: list[tuple[str, bool]] = []
+    """Every statement the block sends."""
+    seen = Statements()
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement.split()[0].upper(), _autocommit(conn.connection.dbapi_connection)))
+        seen.kinds.append((statement.split()[0].upper(), _autocommit(conn.connection.dbapi_connection)))
+        seen.texts.append(" ".join(statement.split()))
 
     engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
@@ -52,8 +61,8 @@ def test_cache_reads_run_without_a_transaction(app, client, auth, method):
     with statements(app) as seen:
         response = client.open(f"/v8/artifacts/{HASH}", method=method, headers=auth)
     assert response.status_code == 200
-    assert [kind for kind, _ in seen][:2] == ["SELECT", "SELECT"]  # the key, then the entry
-    assert all(autocommit for _, autocommit in seen), seen
+    assert [kind for kind, _ in seen.kinds][:2] == ["SELECT", "SELECT"]  # the key, then the entry
+    assert all(autocommit for _, autocommit in seen.kinds), seen.kinds
 
 
 def test_v1_reads_run_without_a_transaction(app, client, auth):
@@ -61,7 +70,7 @@ def test_v1_reads_run_without_a_transaction(app, client, auth):
     with statements(app) as seen:
         assert client.get(f"/v1/artifacts/{artifact['artifact_id']}", headers=auth).status_code == 200
         assert client.get("/v1/artifacts", headers=auth).status_code == 200
-    assert seen and all(autocommit for _, autocommit in seen), seen
+    assert seen.kinds and all(autocommit for _, autocommit in seen.kinds), seen.kinds
 
 
 def test_writes_keep_their_transaction(app, client, auth):
@@ -70,8 +79,28 @@ def test_writes_keep_their_transaction(app, client, auth):
     assert client.get(f"/v8/artifacts/{HASH}", headers=auth).status_code == 404
     with statements(app) as seen:
         put(client, auth)
-    writes = [autocommit for kind, autocommit in seen if kind in ("INSERT", "UPDATE", "DELETE")]
-    assert writes and not any(writes), seen
+    writes = [autocommit for kind, autocommit in seen.kinds if kind in ("INSERT", "UPDATE", "DELETE")]
+    assert writes and not any(writes), seen.kinds
+
+
+@pytest.mark.parametrize("artifact_hash", [HASH, "ffffffffffffffff"], ids=["hit", "miss"])
+def test_a_cache_read_is_two_selects(app, client, auth, artifact_hash):
+    put(client, auth)
+    with statements(app) as seen:
+        client.head(f"/v8/artifacts/{artifact_hash}", headers=auth)
+    # The key with its tenant, then the entry. A miss answers through the
+    # error handler's rollback, after which the request counter must not load
+    # the tenant again.
+    assert len(seen.texts) == 2, seen.texts
+    assert "FROM tenants JOIN api_keys" in seen.texts[0]
+    assert "FROM cache_entries" in seen.texts[1]
+
+
+def test_an_upload_does_not_reload_its_tenant(app, client, auth):
+    with statements(app) as seen:
+        put(client, auth)
+    reloads = [text for text in seen.texts[1:] if "FROM tenants" in text and "JOIN api_keys" not in text]
+    assert reloads == []
 
 
 def test_counts_a_flush_could_not_write_wait_for_the_next(app, client, auth, monkeypatch):

@@ -169,6 +169,17 @@ class _RequestBody:
         except (OSError, ClientDisconnected):
             raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
 
+    def readinto(self, buffer) -> int:
+        try:
+            if hasattr(self._stream, "readinto"):
+                return self._stream.readinto(buffer)
+            # gunicorn's chunked-body reader has read() only.
+            data = self._stream.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        except (OSError, ClientDisconnected):
+            raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
+
 
 def body_stream() -> BinaryIO:
     """The raw request body for streaming to storage; never buffered."""

@@ -76,8 +76,9 @@ class LocalStorage(Storage):
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), _FILE_MODE)
                 flushed = 0
-                for chunk in reader.chunks(CHUNK_SIZE):
-                    fh.write(chunk)
+                buffer = memoryview(bytearray(CHUNK_SIZE))
+                while count := reader.readinto(buffer):
+                    fh.write(buffer[:count])
                     if reader.size - flushed >= WRITEBACK_BYTES:
                         fh.flush()
                         _start_writeback(fh.fileno(), flushed, reader.size - flushed)

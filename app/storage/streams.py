@@ -21,32 +21,45 @@ class HashingReader:
         self._max_size = max_size
         self._expected_size = expected_size
         self._sha256 = hashlib.sha256() if sha256 else None
+        # WSGI promises read() only; most streams (werkzeug's, the socket
+        # reader under gunicorn) also fill a caller's buffer without a copy.
+        self._stream_readinto = getattr(stream, "readinto", None)
         self.size = 0
 
-    def read(self, size: int = CHUNK_SIZE) -> bytes:
-        if size is None or size < 0:
-            size = CHUNK_SIZE
+    def readinto(self, buffer) -> int:
+        """Fill up to len(buffer) bytes; 0 at the end of the body. Streams that
+        can read into the caller's buffer do, with no copy or allocation."""
+        view = memoryview(buffer).cast("B")
         if self._expected_size is not None:
             # Never read past the announced length: a keep-alive connection's
             # next request must stay in the socket.
-            size = min(size, self._expected_size - self.size)
-            if size == 0:
-                return b""
-        chunk = self._stream.read(size)
-        if not chunk:
+            view = view[: self._expected_size - self.size]
+        count = self._fill(view) if len(view) else 0
+        if not count:
             if self._expected_size is not None and self.size != self._expected_size:
                 raise IncompleteBody(self._expected_size, self.size)
-            return b""
-        self.size += len(chunk)
+            return 0
+        self.size += count
         if self.size > self._max_size:
             raise BodyTooLarge(self._max_size)
         if self._sha256 is not None:
-            self._sha256.update(chunk)
-        return chunk
+            self._sha256.update(view[:count])
+        return count
 
-    def chunks(self, chunk_size: int = CHUNK_SIZE):
-        while chunk := self.read(chunk_size):
-            yield chunk
+    def _fill(self, view: memoryview) -> int:
+        if self._stream_readinto is not None:
+            try:
+                return self._stream_readinto(view) or 0
+            except NotImplementedError:  # an io.RawIOBase that implements read() only
+                self._stream_readinto = None
+        chunk = self._stream.read(len(view))
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, size: int = CHUNK_SIZE) -> bytes:
+        buffer = bytearray(size if size is not None and size > 0 else CHUNK_SIZE)
+        count = self.readinto(buffer)
+        return bytes(memoryview(buffer)[:count])
 
     @property
     def sha256(self) -> str | None:

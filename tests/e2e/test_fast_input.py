@@ -1,10 +1,13 @@
 """Request bodies read straight from gunicorn's socket keep HTTP/1.1
 keep-alive exact: pipelined requests and unread bodies stay in step."""
 
+import hashlib
 import os
 import socket
 
 import pytest
+import requests
+import urllib3
 
 from tests.live_server import HoardServer
 
@@ -77,3 +80,27 @@ def test_a_body_the_app_never_reads_is_drained_and_the_connection_goes_on(server
     assert responses[0][0] == 401
     assert responses[1][0] == 200
     assert b'"status":"ok"' in responses[1][1]
+
+
+def test_chunked_bodies_without_a_length_are_stored_whole(server):
+    # gunicorn decodes these itself, with a reader that has read() only.
+    hoard, tenant = server
+    body = os.urandom(3_000_000)
+    pieces = [body[i : i + 700_001] for i in range(0, len(body), 700_001)]
+    auth = {"Authorization": f"Bearer {tenant.key}"}
+    put = requests.put(f"{hoard.url}/v8/artifacts/chunked1", data=iter(pieces), headers=auth)
+    assert put.status_code == 202, put.text
+    assert requests.get(f"{hoard.url}/v8/artifacts/chunked1", headers=auth).content == body
+
+    fields = {"file": ("build.tar", body, "application/x-tar")}
+    encoded, content_type = urllib3.encode_multipart_formdata(fields)
+    step = 65_536
+    upload = requests.post(
+        f"{hoard.url}/v1/artifacts",
+        data=(encoded[i : i + step] for i in range(0, len(encoded), step)),
+        headers={**auth, "Content-Type": content_type},
+    )
+    assert upload.status_code == 201, upload.text
+    artifact = upload.json()
+    assert artifact["size_bytes"] == len(body)
+    assert artifact["content_hash"] == hashlib.sha256(body).hexdigest()

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -43,7 +43,7 @@ from bench import machine_limits as limits  # noqa: E402
 from bench.floor import FloorServer  # noqa: E402
 from bench.proctree import PeakSampler, cpu_by_pid, cpu_delta, rss_bytes, tree, tree_cpu  # noqa: E402
 from tests.e2e import turbo  # noqa: E402
-from tests.live_server import BIN, HoardServer, free_port  # noqa: E402
+from tests.live_server import BIN, HoardServer, free_port, start_process, stop_process  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -187,23 +187,15 @@ def moto_server(log_dir: Path, buckets: list[str]):
     import boto3
 
     port = free_port()
-    log_file = open(log_dir / "moto.log", "ab")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
+    process, log = start_process(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=None,
+        log_path=log_dir / "moto.log",
+        ready_url=url,
+    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with suppress(requests.RequestException):
-                if requests.get(url, timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.2)
         client = boto3.client(
             "s3",
             endpoint_url=url,
@@ -215,14 +207,7 @@ def moto_server(log_dir: Path, buckets: list[str]):
             client.create_bucket(Bucket=bucket)
         yield url, process.pid
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log_file.close()
+        stop_process(process, log)
 
 
 def hoard_env(*, redis_up: bool, s3_url: str | None, empty_file: Path) -> dict:

@@ -170,13 +170,12 @@ class _RequestBody:
             raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
 
     def readinto(self, buffer) -> int:
+        if not hasattr(self._stream, "readinto"):
+            # gunicorn's chunked-body reader has read() only; as with an
+            # io.RawIOBase that lacks readinto, the caller falls back to read().
+            raise NotImplementedError
         try:
-            if hasattr(self._stream, "readinto"):
-                return self._stream.readinto(buffer)
-            # gunicorn's chunked-body reader has read() only.
-            data = self._stream.read(len(buffer))
-            buffer[: len(data)] = data
-            return len(data)
+            return self._stream.readinto(buffer)
         except (OSError, ClientDisconnected):
             raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
 

@@ -50,7 +50,7 @@ class HashingReader:
         if self._stream_readinto is not None:
             try:
                 return self._stream_readinto(view) or 0
-            except NotImplementedError:  # an io.RawIOBase that implements read() only
+            except NotImplementedError:  # a stream that can only read(), as io.RawIOBase says
                 self._stream_readinto = None
         chunk = self._stream.read(len(view))
         view[: len(chunk)] = chunk

@@ -7,11 +7,11 @@ from flask.sessions import SessionInterface
 
 from config import Config
 
-from . import transactions
+from . import ratelimit, transactions
+from .api.cache_reads import CacheReads
 from .errors import register_error_handlers
 from .extensions import db, migrate
 from .fast_input import FastInputMiddleware
-from .ratelimit import init_rate_limits
 from .storage import init_storage
 
 
@@ -36,6 +36,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.json.sort_keys = False
     app.session_interface = NoCookieSessions()
 
+    # Innermost: cache reads see the client's address as ProxyFix leaves it.
+    app.wsgi_app = CacheReads(app, app.wsgi_app)
     if app.config["TRUSTED_PROXY_COUNT"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -47,7 +49,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
     init_storage(app)
     transactions.init_app(app)
-    init_rate_limits(app)
+    ratelimit.init_app(app)
     register_error_handlers(app)
 
     from . import accounting

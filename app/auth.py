@@ -35,9 +35,10 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("ascii")).hexdigest()
 
 
-def _bearer_key() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
+def bearer_key(header: str | None) -> str | None:
+    """The API key of an `Authorization: Bearer <key>` header, or None when
+    the header is missing or holds no well-formed key."""
+    scheme, _, key = (header or "").partition(" ")
     if scheme.lower() != "bearer":
         return None
     key = key.strip()
@@ -47,7 +48,7 @@ def _bearer_key() -> str | None:
 def current_principal() -> Principal | None:
     """The caller, or None when no valid, unrevoked key was presented."""
     if "hoard_principal" not in g:
-        g.hoard_principal = _lookup(_bearer_key())
+        g.hoard_principal = _lookup(bearer_key(request.headers.get("Authorization")))
     return g.hoard_principal
 
 

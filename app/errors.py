@@ -136,9 +136,11 @@ def _is_cache_api() -> bool:
     return request.path.startswith("/v8/")
 
 
-def error_response(error: ApiError):
+def error_response(error: ApiError, *, cache_api: bool | None = None):
+    """The error as a response: /v8's flat shape or the /v1 envelope, chosen
+    by the request's path unless `cache_api` says (outside a request)."""
     body = {"code": error.code, "message": error.message, **error.extra}
-    if _is_cache_api():
+    if cache_api if cache_api is not None else _is_cache_api():
         payload = {**body, "error": {"code": error.code, "message": error.message}}
     else:
         payload = {"error": {**body, "status": error.status}}

@@ -1,6 +1,7 @@
-"""Extensions, created unbound and bound to the app in create_app()."""
+"""Extensions, created unbound and bound to the app in create_app().
 
-from flask_limiter import Limiter
+The rate limiter is built per app in app/ratelimit.py, beside its key rules."""
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -20,19 +21,5 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _rate_limit_key() -> str:
-    # Imported here: the key function needs auth, which needs `db` from here.
-    from .ratelimit import rate_limit_key
-
-    return rate_limit_key()
-
-
-def _request_limits() -> str:
-    from .ratelimit import request_limits
-
-    return request_limits()
-
-
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-limiter = Limiter(key_func=_rate_limit_key, default_limits=[_request_limits])

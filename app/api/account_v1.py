@@ -2,15 +2,15 @@
 
 from flask import Blueprint, jsonify
 
+from .. import ratelimit
 from ..auth import require_principal
-from ..extensions import limiter
 from ..services import accounts, health
 
 bp = Blueprint("account", __name__)
 
 
 @bp.get("/health")
-@limiter.exempt
+@ratelimit.exempt
 def health_check():
     report = health.check()
     return jsonify(report), 200 if report["status"] == "ok" else 503

@@ -2,9 +2,10 @@
 
 from flask import Blueprint, Response, jsonify, request
 
+from .. import ratelimit
 from ..auth import require_tenant
 from ..services import cache
-from . import parsing, responses
+from . import cache_reads, parsing
 
 bp = Blueprint("cache", __name__, url_prefix="/v8/artifacts")
 
@@ -79,16 +80,8 @@ def upload(artifact_hash: str):
 
 
 @_route("/<path:artifact_hash>", methods=["GET", "HEAD"])
+@ratelimit.exempt  # answer() charges the request itself
 def download(artifact_hash: str):
-    tenant = _tenant()
-    found = cache.open_artifact(tenant, artifact_hash, with_body=request.method == "GET")
-    entry = found.entry
-    headers = {"x-artifact-duration": str(entry.duration_ms)}
-    for name, value in (
-        ("x-artifact-tag", entry.tag),
-        ("x-artifact-sha", entry.git_sha),
-        ("x-artifact-dirty-hash", entry.dirty_hash),
-    ):
-        if value:
-            headers[name] = value
-    return responses.send_download(found.download, content_type="application/octet-stream", headers=headers)
+    """Answered by cache_reads.CacheReads before Flask routes anything; the
+    rule is here so the URL map (a 405's Allow, url_for) knows the route."""
+    return cache_reads.answer(request.environ, artifact_hash)

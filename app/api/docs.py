@@ -5,7 +5,7 @@ from importlib import resources
 
 from flask import Blueprint, Response
 
-from ..extensions import limiter
+from .. import ratelimit
 
 bp = Blueprint("docs", __name__)
 
@@ -17,6 +17,6 @@ def _document() -> bytes:
 
 
 @bp.get("/openapi.json")
-@limiter.exempt
+@ratelimit.exempt
 def openapi_document():
     return Response(_document(), mimetype="application/json")

@@ -2,32 +2,29 @@
 URLs, and public links. Limited per client address."""
 
 from flask import Blueprint, jsonify, request
-from flask_limiter.util import get_remote_address
 
-from ..extensions import limiter
-from ..ratelimit import public_limits
+from .. import ratelimit
 from ..services import artifacts, links
 from . import responses
 
 bp = Blueprint("public", __name__)
-public_limit = limiter.limit(public_limits, key_func=get_remote_address)
 
 
 @bp.put("/v1/uploads/<token>")
-@public_limit
+@ratelimit.public
 def receive_upload(token: str):
     artifact = artifacts.receive_upload(token, request.stream, content_length=request.content_length)
     return jsonify(artifact_id=artifact.id, received_bytes=artifact.size_bytes)
 
 
 @bp.route("/v1/blobs/<token>", methods=["GET", "HEAD"])
-@public_limit
+@ratelimit.public
 def signed_download(token: str):
     return _send(artifacts.artifact_for_download_token(token))
 
 
 @bp.route("/dl/<link_id>", methods=["GET", "HEAD"])
-@public_limit
+@ratelimit.public
 def link_download(link_id: str):
     return _send(links.artifact_for_link(link_id))
 

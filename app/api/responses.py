@@ -15,6 +15,7 @@ STREAM_CHUNK_SIZE = 1024 * 1024
 
 
 def _send_stream(
+    environ: dict,
     *,
     storage_key: str,
     stream: BinaryIO,
@@ -31,19 +32,18 @@ def _send_stream(
             stream.close()
             response = Response(status=200, content_type=content_type)
             response.headers["X-Accel-Redirect"] = current_app.config["X_ACCEL_PREFIX"] + storage_key
-            return _decorate(response, size, headers, download_name, ranges, set_length=False)
+            return _decorate(environ, response, size, headers, download_name, ranges, set_length=False)
     # wrap_file hands the file to the server's wsgi.file_wrapper: gunicorn
     # then sends it with sendfile(2), without copying through Python.
     response = Response(
-        wrap_file(request.environ, stream, buffer_size=STREAM_CHUNK_SIZE),
+        wrap_file(environ, stream, buffer_size=STREAM_CHUNK_SIZE),
         content_type=content_type,
         direct_passthrough=True,
     )
-    response = _decorate(response, size, headers, download_name, ranges)
-    return response
+    return _decorate(environ, response, size, headers, download_name, ranges)
 
 
-def _decorate(response, size, headers, download_name, ranges, set_length=True) -> Response:
+def _decorate(environ, response, size, headers, download_name, ranges, set_length=True) -> Response:
     if set_length:
         response.content_length = size
     for name, value in (headers or {}).items():
@@ -51,7 +51,7 @@ def _decorate(response, size, headers, download_name, ranges, set_length=True) -
     if download_name is not None:
         response.headers["Content-Disposition"] = content_disposition(download_name)
     if ranges:
-        response = response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+        response = response.make_conditional(environ, accept_ranges=True, complete_length=size)
     return response
 
 
@@ -62,15 +62,21 @@ def send_download(
     headers: dict[str, str] | None = None,
     download_name: str | None = None,
     ranges: bool = False,
+    environ: dict | None = None,
 ) -> Response:
-    """Answer with a Download: a redirect, headers alone (HEAD), or the bytes."""
+    """Answer with a Download: a redirect, headers alone (HEAD), or the bytes.
+
+    `environ` is the WSGI request's, for callers outside Flask's request context."""
+    if environ is None:
+        environ = request.environ
     if download.redirect_url is not None:
         # No body: Flask's redirect() would add an HTML page to an API answer.
         return Response(status=302, headers={"Location": download.redirect_url})
     if download.stream is None:
         response = Response(status=200, content_type=content_type)
-        return _decorate(response, download.size, headers, download_name, ranges)
+        return _decorate(environ, response, download.size, headers, download_name, ranges)
     return _send_stream(
+        environ,
         storage_key=download.storage_key,
         stream=download.stream,
         size=download.size,

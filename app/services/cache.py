@@ -3,11 +3,11 @@
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import storage as storage_errors
@@ -20,9 +20,10 @@ from ..errors import (
     OverLimit,
     Paused,
     RemoteCachingDisabled,
+    Unauthorized,
 )
 from ..extensions import db
-from ..models import CacheEntry, CacheEvent, Tenant
+from ..models import ApiKey, CacheEntry, CacheEvent, Tenant
 from ..storage import get_storage, keys
 from . import usage
 from .downloads import Download, open_download
@@ -32,10 +33,35 @@ MAX_QUERY_HASHES = 100
 OPEN_ATTEMPTS = 20
 MAX_EVENTS = 1000
 
-# Every HEAD and GET runs this; built once, as building it costs more than
-# running it (Session.get builds its statement anew on each call).
-ENTRY_BY_HASH = select(CacheEntry).where(
-    CacheEntry.tenant_id == bindparam("tenant_id"), CacheEntry.hash == bindparam("hash")
+# Every cache HEAD and GET runs this: the key, its team and the entry in one
+# round trip. Built once, as building a statement costs more than running it.
+READ_BY_KEY = (
+    select(
+        Tenant.id,
+        Tenant.slug,
+        Tenant.cache_status,
+        CacheEntry.storage_key,
+        CacheEntry.size_bytes,
+        CacheEntry.duration_ms,
+        CacheEntry.tag,
+        CacheEntry.git_sha,
+        CacheEntry.dirty_hash,
+        CacheEntry.last_read_at,
+    )
+    .select_from(ApiKey)
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .outerjoin(CacheEntry, and_(CacheEntry.tenant_id == Tenant.id, CacheEntry.hash == bindparam("hash")))
+    .where(ApiKey.digest == bindparam("digest"), ApiKey.revoked_at.is_(None))
+)
+# The condition on last_read_at keeps concurrent readers from writing twice.
+TOUCH_ENTRY = (
+    update(CacheEntry)
+    .where(
+        CacheEntry.tenant_id == bindparam("b_tenant_id"),
+        CacheEntry.hash == bindparam("b_hash"),
+        CacheEntry.last_read_at < bindparam("b_stale"),
+    )
+    .values(last_read_at=bindparam("b_now"))
 )
 
 
@@ -51,9 +77,18 @@ class ArtifactHeaders:
     client_interactive: bool | None = None
 
 
+@dataclass(frozen=True)
+class CacheRead:
+    """What a cache read's one statement found: the key's team (id, slug,
+    cache_status) and the entry's columns, or None when there is no entry."""
+
+    team: Row
+    entry: Row | None
+
+
 @dataclass
 class CacheDownload:
-    entry: CacheEntry
+    entry: Row
     download: Download
 
 
@@ -67,7 +102,7 @@ def validate_hash(artifact_hash: str) -> str:
     return artifact_hash
 
 
-def check_team(tenant: Tenant, *, team_id: str | None, slug: str | None) -> None:
+def check_team(tenant: Tenant | Row, *, team_id: str | None, slug: str | None) -> None:
     """Each team named in the query must be the key's own, by id or slug."""
     for named in (team_id, slug):
         if named is not None and named not in (tenant.id, tenant.slug):
@@ -82,7 +117,7 @@ def cache_status(tenant: Tenant) -> str:
     return "enabled"
 
 
-def _require_usable(tenant: Tenant, *, adding: int | None = None) -> None:
+def _require_usable(tenant: Tenant | Row, *, adding: int | None = None) -> None:
     """Refuse a disabled or paused cache; refuse growth past the quota.
 
     Reads (adding=None) are served even over the quota: it stops the cache
@@ -184,29 +219,43 @@ def _point_entry_at(
     raise RuntimeError("could not record the cache entry after repeated conflicts")
 
 
-def find_entry(tenant: Tenant, artifact_hash: str) -> CacheEntry:
-    validate_hash(artifact_hash)
-    _require_usable(tenant)
-    entry = db.session.scalars(ENTRY_BY_HASH, {"tenant_id": tenant.id, "hash": artifact_hash}).first()
-    if entry is None:
-        raise NotFound("Artifact not found.")
-    return entry
+def find_read(connection: Connection, *, key_digest: str, artifact_hash: str) -> CacheRead | None:
+    """The key's team and its entry for the hash, in one statement; None when
+    no unrevoked key has this digest."""
+    # A malformed hash is refused later, after the key and the limit.
+    looked_up = artifact_hash if is_valid_hash(artifact_hash) else ""
+    row = connection.execute(READ_BY_KEY, {"digest": key_digest, "hash": looked_up}).first()
+    if row is None:
+        return None
+    return CacheRead(team=row, entry=row if row.storage_key is not None else None)
 
 
-def open_artifact(tenant: Tenant, artifact_hash: str, *, with_body: bool) -> CacheDownload:
+def open_read(
+    connection: Connection,
+    read: CacheRead,
+    artifact_hash: str,
+    *,
+    key_digest: str,
+    team_id: str | None,
+    slug: str | None,
+    with_body: bool,
+) -> CacheDownload:
     """The entry and its body ready to send (a stream or a redirect), recording the read."""
+    check_team(read.team, team_id=team_id, slug=slug)
+    validate_hash(artifact_hash)
+    _require_usable(read.team)
+    tenant_id = read.team.id
     # A concurrent PUT may replace the object between reading the row and
     # opening the body; the row read again then names the new object. Each
     # retry means another PUT completed meanwhile, so this ends unless the
     # hash is being rewritten faster than it can be opened.
     for _ in range(OPEN_ATTEMPTS):
-        try:
-            entry = find_entry(tenant, artifact_hash)
-        except NotFound:
+        entry = read.entry
+        if entry is None:
             if with_body:
-                usage.count(tenant.id, cache_misses=1)
-            raise
-        _touch(entry)
+                usage.count(tenant_id, cache_misses=1)
+            raise NotFound("Artifact not found.")
+        _touch(connection, tenant_id, artifact_hash, entry.last_read_at)
         try:
             # turbo verifies a signed artifact against the x-artifact-tag of
             # the response it finally reads; after a redirect that would be
@@ -216,21 +265,31 @@ def open_artifact(tenant: Tenant, artifact_hash: str, *, with_body: bool) -> Cac
                 entry.storage_key, entry.size_bytes, with_body=with_body, may_redirect=not entry.tag
             )
         except storage_errors.ObjectNotFound:
-            db.session.expire_all()
+            read = find_read(connection, key_digest=key_digest, artifact_hash=artifact_hash)
+            if read is None:
+                raise Unauthorized() from None
             continue
         if with_body:
-            usage.count(tenant.id, cache_hits=1, cache_bytes_served=entry.size_bytes)
+            usage.count(tenant_id, cache_hits=1, cache_bytes_served=entry.size_bytes)
         return CacheDownload(entry=entry, download=download)
     raise NotFound("Artifact not found.")
 
 
-def _touch(entry: CacheEntry) -> None:
+def _touch(connection: Connection, tenant_id: str, artifact_hash: str, last_read_at: datetime) -> None:
     # Reads refresh last_read_at for eviction, but at most once per interval:
     # a write on every cache hit would cost more than the hit itself.
     timestamp = now()
-    if timestamp - entry.last_read_at >= timedelta(seconds=current_app.config["CACHE_READ_TOUCH_SECONDS"]):
-        entry.last_read_at = timestamp
-        db.session.commit()
+    interval = timedelta(seconds=current_app.config["CACHE_READ_TOUCH_SECONDS"])
+    if timestamp - last_read_at >= interval:
+        connection.execute(
+            TOUCH_ENTRY,
+            {
+                "b_tenant_id": tenant_id,
+                "b_hash": artifact_hash,
+                "b_stale": timestamp - interval,
+                "b_now": timestamp,
+            },
+        )
 
 
 def query_artifacts(tenant: Tenant, hashes: object) -> dict[str, dict | None]:

@@ -61,7 +61,7 @@ def test_cache_reads_run_without_a_transaction(app, client, auth, method):
     with statements(app) as seen:
         response = client.open(f"/v8/artifacts/{HASH}", method=method, headers=auth)
     assert response.status_code == 200
-    assert [kind for kind, _ in seen.kinds][:2] == ["SELECT", "SELECT"]  # the key, then the entry
+    assert [kind for kind, _ in seen.kinds][:1] == ["SELECT"]  # the key, its team and the entry
     assert all(autocommit for _, autocommit in seen.kinds), seen.kinds
 
 
@@ -84,16 +84,14 @@ def test_writes_keep_their_transaction(app, client, auth):
 
 
 @pytest.mark.parametrize("artifact_hash", [HASH, "ffffffffffffffff"], ids=["hit", "miss"])
-def test_a_cache_read_is_two_selects(app, client, auth, artifact_hash):
+def test_a_cache_read_is_one_select(app, client, auth, artifact_hash):
     put(client, auth)
     with statements(app) as seen:
         client.head(f"/v8/artifacts/{artifact_hash}", headers=auth)
-    # The key with its tenant, then the entry. A miss answers through the
-    # error handler's rollback, after which the request counter must not load
-    # the tenant again.
-    assert len(seen.texts) == 2, seen.texts
-    assert "FROM tenants JOIN api_keys" in seen.texts[0]
-    assert "FROM cache_entries" in seen.texts[1]
+    # The key, its tenant and the entry in one statement, hit or miss.
+    assert len(seen.texts) == 1, seen.texts
+    assert "FROM api_keys JOIN tenants" in seen.texts[0]
+    assert "LEFT OUTER JOIN cache_entries" in seen.texts[0]
 
 
 def test_an_upload_does_not_reload_its_tenant(app, client, auth):

@@ -1,0 +1,124 @@
+"""HEAD and GET of /v8/artifacts/<hash>, answered ahead of Flask's request machinery.
+
+turbo asks for every task's artifact before it runs the task, so these are
+most of a cache's requests and most of them are small. They are answered here
+with the functions the Flask routes use — the bearer rule (auth), the limiter
+(ratelimit), the cache rules (services.cache), the error table (errors), the
+download helpers (responses) and the request counter (usage) — but without a
+request context, URL routing or hooks, and with the key, its team and the
+entry read in one prebuilt statement on a pooled connection. Flask's URL map
+has no GET or HEAD for an artifact: every such request is answered here.
+"""
+
+import logging
+from urllib.parse import parse_qs
+
+from flask import Flask
+from werkzeug import Response
+
+from .. import auth
+from ..errors import ApiError, InternalError, Unauthorized, error_response
+from ..extensions import db
+from ..headers import security_headers
+from ..ratelimit import rate_limits
+from ..services import cache, usage
+from . import responses
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/v8/artifacts/"
+# Under PREFIX, what Flask routes itself: the status, and the bare prefix
+# (the POST-only query route, whose 405 Flask writes).
+NOT_ARTIFACTS = frozenset({"status", ""})
+READ_METHODS = frozenset({"GET", "HEAD"})
+ENTRY_HEADERS = (
+    ("x-artifact-tag", "tag"),
+    ("x-artifact-sha", "git_sha"),
+    ("x-artifact-dirty-hash", "dirty_hash"),
+)
+
+
+class CacheReads:
+    """WSGI middleware: cache artifact reads here, everything else to `wsgi_app`."""
+
+    def __init__(self, app: Flask, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if (
+            environ["REQUEST_METHOD"] in READ_METHODS
+            and path.startswith(PREFIX)
+            and path[len(PREFIX) :] not in NOT_ARTIFACTS
+        ):
+            with self.app.app_context():
+                response = answer(environ, path[len(PREFIX) :])
+            return response(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+
+def answer(environ: dict, artifact_hash: str) -> Response:
+    """The response to one artifact read, never an exception."""
+    tenant_id = None
+    outcome = None
+    try:
+        with db.engine.connect() as connection:
+            # Reads need no transaction (see app/transactions.py).
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            key = auth.bearer_key(environ.get("HTTP_AUTHORIZATION"))
+            digest = auth.key_digest(key) if key is not None else None
+            read = None
+            if digest is not None:
+                read = cache.find_read(connection, key_digest=digest, artifact_hash=artifact_hash)
+            limits = rate_limits()
+            if read is not None:
+                tenant_id = read.team.id
+                outcome = limits.charge_tenant(tenant_id)
+            else:
+                outcome = limits.charge_anonymous(environ.get("REMOTE_ADDR"))
+            if outcome is not None and not outcome.allowed:
+                raise outcome.refusal()
+            if read is None:
+                raise Unauthorized()
+            query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+            found = cache.open_read(
+                connection,
+                read,
+                artifact_hash,
+                key_digest=digest,
+                team_id=_first(query, "teamId"),
+                slug=_first(query, "slug"),
+                with_body=environ["REQUEST_METHOD"] == "GET",
+            )
+            response = _download_response(environ, found)
+    except ApiError as error:
+        response = error_response(error, cache_api=True)
+    except Exception:
+        log.exception("unhandled error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
+        response = error_response(InternalError(), cache_api=True)
+    if outcome is not None:
+        for name, value in outcome.headers():
+            response.headers[name] = value
+    for name, value in security_headers(authenticated=tenant_id is not None, uploaded_content=False):
+        response.headers[name] = value
+    if tenant_id is not None:
+        usage.count_request(tenant_id)
+    usage.flush_if_due()
+    return response
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _download_response(environ: dict, found: cache.CacheDownload) -> Response:
+    entry = found.entry
+    headers = {"x-artifact-duration": str(entry.duration_ms)}
+    for header, column in ENTRY_HEADERS:
+        if value := getattr(entry, column):
+            headers[header] = value
+    return responses.send_download(
+        found.download, content_type="application/octet-stream", headers=headers, environ=environ
+    )

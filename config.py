@@ -106,9 +106,6 @@ class Config:
     PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
     SIGNED_URL_TTL_SECONDS = _int("SIGNED_URL_TTL_SECONDS", 3600)
     CACHE_READ_TOUCH_SECONDS = _int("CACHE_READ_TOUCH_SECONDS", 3600)
-    # Quota checks on uploads reuse a tenant's usage sums for this long, so an
-    # upload does not sum every stored object first (0: always sum).
-    QUOTA_USAGE_CACHE_SECONDS = _int("QUOTA_USAGE_CACHE_SECONDS", 5)
 
     # Rate limits, per tenant, shared by /v1 and /v8.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")

@@ -87,8 +87,6 @@ def base_overrides(tmp_path: Path, database_url: str) -> dict:
         "RATE_LIMIT_ANONYMOUS": "1000000 per second",
         "RATE_LIMIT_PUBLIC": "1000000 per second",
         "MIGRATIONS_DIR": str(ROOT / "migrations"),
-        # Quota tests set a quota and upload at once: sum usage every time.
-        "QUOTA_USAGE_CACHE_SECONDS": 0,
     }
 
 

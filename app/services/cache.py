@@ -151,19 +151,26 @@ def put_artifact(
     check_upload_size(content_length)
     # A replacement frees the version it replaces: only the growth counts.
     replaced = db.session.get(CacheEntry, (tenant.id, artifact_hash))
-    _require_usable(tenant, adding=(content_length or 0) - (replaced.size_bytes if replaced else 0))
+    replaced_size = replaced.size_bytes if replaced else 0
+    _require_usable(tenant, adding=(content_length or 0) - replaced_size)
+    # A body without Content-Length is held to the room left as it streams.
+    max_size = current_app.config["CACHE_MAX_ARTIFACT_BYTES"]
+    room = usage.storage_room(tenant)
+    quota_bound = room is not None and room + replaced_size < max_size
     store = get_storage()
     key = keys.cache_object(tenant.id, artifact_hash)
     try:
         stored = store.put_stream(
             key,
             body,
-            max_size=current_app.config["CACHE_MAX_ARTIFACT_BYTES"],
+            max_size=max(0, room + replaced_size) if quota_bound else max_size,
             expected_size=content_length,
             # turbo verifies its own archives (and signs them when asked to).
             sha256=False,
         )
     except storage_errors.BodyTooLarge as exc:
+        if quota_bound:
+            raise OverLimit() from None
         raise FileTooLarge(f"artifacts may be at most {exc.max_size} bytes") from None
     except storage_errors.IncompleteBody as exc:
         raise InvalidRequest(
@@ -211,6 +218,12 @@ def _point_entry_at(
         entry.created_at = timestamp
         entry.last_read_at = timestamp
         try:
+            db.session.flush()
+            # Concurrent PUTs each fit the room they saw; the totals the
+            # triggers keep decide, under the tenant row's lock, which fit together.
+            if usage.over_storage_quota(tenant):
+                db.session.rollback()
+                raise OverLimit()
             db.session.commit()
             return replaced_key
         except IntegrityError:

@@ -5,27 +5,26 @@ import threading
 import time
 from collections import Counter
 
-from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
 from ..extensions import db
-from ..models import Blob, CacheEntry, Tenant, UsageMonth
+from ..models import Tenant, UsageMonth
 from .plans import plan_for
 
 log = logging.getLogger(__name__)
 
 
+# Kept by database triggers (see the Tenant model): one indexed row read,
+# however many blobs and entries the tenant holds. Inside a transaction it
+# includes the rows that transaction added or removed.
+STORED_BYTES = select(Tenant.blob_bytes + Tenant.cache_bytes).where(Tenant.id == bindparam("tenant_id"))
+
+
 def storage_bytes(tenant: Tenant) -> int:
     """Bytes stored: each unique artifact blob once, plus the build cache."""
-    blobs = db.session.scalar(
-        select(func.coalesce(func.sum(Blob.size_bytes), 0)).where(Blob.tenant_id == tenant.id)
-    )
-    cache = db.session.scalar(
-        select(func.coalesce(func.sum(CacheEntry.size_bytes), 0)).where(CacheEntry.tenant_id == tenant.id)
-    )
-    return int(blobs) + int(cache)
+    return int(db.session.scalar(STORED_BYTES, {"tenant_id": tenant.id}) or 0)
 
 
 def storage_limit(tenant: Tenant) -> int | None:
@@ -35,28 +34,20 @@ def storage_limit(tenant: Tenant) -> int | None:
     return plan_for(tenant.plan).storage_limit_bytes
 
 
-_usage_cache: dict[str, tuple[float, int]] = {}
+def storage_room(tenant: Tenant) -> int | None:
+    """Bytes the tenant may still add (negative when over), None when unlimited."""
+    limit = storage_limit(tenant)
+    return None if limit is None else limit - storage_bytes(tenant)
 
 
 def over_storage_quota(tenant: Tenant, *, adding: int = 0) -> bool:
     """Whether storing `adding` more bytes would pass the tenant's limit.
 
-    The sums are reused for QUOTA_USAGE_CACHE_SECONDS per process: a quota is
-    a soft ceiling, and summing every object on each upload would cost more
-    than the upload. Concurrent uploads may pass it by what they add in that
-    window.
+    Checked again inside the transaction that records new bytes, after the
+    triggers counted them: what is committed never passes the limit.
     """
-    limit = storage_limit(tenant)
-    if limit is None:
-        return False
-    ttl = current_app.config["QUOTA_USAGE_CACHE_SECONDS"]
-    cached = _usage_cache.get(tenant.id)
-    if cached is not None and time.monotonic() - cached[0] < ttl:
-        used = cached[1]
-    else:
-        used = storage_bytes(tenant)
-        _usage_cache[tenant.id] = (time.monotonic(), used)
-    return used + adding > limit
+    room = storage_room(tenant)
+    return room is not None and adding > room
 
 
 def current_month() -> str:

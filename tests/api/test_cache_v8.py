@@ -473,6 +473,22 @@ def test_a_put_that_would_exceed_the_quota_is_over_limit(client, auth, tenant):
     assert put(client, auth, OTHER_HASH, b"y" * 40).status_code == 202
 
 
+@pytest.mark.storage
+def test_a_chunked_put_is_held_to_the_quota_as_it_streams(app, client, auth, tenant):
+    """Without Content-Length nothing is known up front: the body is cut off
+    once it passes the room left, and nothing of it is kept."""
+    tenants.update_tenant(tenant, storage_quota_bytes=100_000)
+
+    assert_error(put_chunked(client, auth, HASH, b"x" * 3_000_000), 403, "over_limit")
+    assert entry_row(tenant.id, HASH) is None
+    assert stored_files(app) == [] and upload_leftovers(app) == []
+
+    assert put_chunked(client, auth, HASH, b"y" * 60_000).status_code == 202
+    assert_error(put_chunked(client, auth, OTHER_HASH, b"z" * 40_001), 403, "over_limit")
+    assert put_chunked(client, auth, OTHER_HASH, b"z" * 40_000).status_code == 202
+    assert [len(p.read_bytes()) for p in stored_files(app)] in ([60_000, 40_000], [40_000, 60_000])
+
+
 def test_replacing_an_artifact_counts_only_the_growth_against_the_quota(client, auth, tenant):
     put(client, auth, body=b"x" * 60)
     tenants.update_tenant(tenant, storage_quota_bytes=100)

@@ -19,7 +19,7 @@ migrate: $(BIN)/activate
 run: migrate
 	$(BIN)/flask demo
 	@echo "Serving on http://127.0.0.1:8000 (Ctrl-C to stop)"
-	$(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8000 --workers 2 wsgi:app
+	$(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8000 wsgi:app
 
 test: $(BIN)/activate
 	$(BIN)/ruff check app tests bench config.py wsgi.py

@@ -69,9 +69,11 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {
         "pool_pre_ping": _bool("DB_POOL_PRE_PING", False),
         "pool_recycle": _int("DB_POOL_RECYCLE_SECONDS", 1800),
-        # At least the worker's thread count (GUNICORN_THREADS, 8): a smaller
-        # pool opens and closes a connection per request under load.
-        "pool_size": _int("DB_POOL_SIZE", 10),
+        # One connection per thread (GUNICORN_THREADS, 8) and one more for the
+        # usage flush: at most 9 per worker, 45 for the default 5 workers, so
+        # two servers (or a rolling deploy) fit PostgreSQL's default 100.
+        "pool_size": _int("DB_POOL_SIZE", 8),
+        "max_overflow": _int("DB_MAX_OVERFLOW", 1),
     }
     MIGRATIONS_DIR = str(BASE_DIR / "migrations")
 

@@ -11,8 +11,16 @@ import ctypes.util
 import multiprocessing
 import os
 
+from config import Config
+
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+# In-process rate-limit counts (memory://, the zero-config default) hold only
+# within one process: the default is then one worker, and more are refused
+# in on_starting() below.
+IN_PROCESS_LIMITS = Config.RATELIMIT_ENABLED and Config.RATELIMIT_STORAGE_URI.startswith("memory://")
+workers = int(
+    os.environ.get("WEB_CONCURRENCY", 1 if IN_PROCESS_LIMITS else multiprocessing.cpu_count() * 2 + 1)
+)
 # gthread, with gunicorn's own errors answered in JSON (app/gunicorn_worker.py).
 worker_class = "app.gunicorn_worker.JsonErrorWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
@@ -35,6 +43,14 @@ MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 
 
 def on_starting(server):
+    if IN_PROCESS_LIMITS and server.cfg.workers > 1:
+        # Each worker would keep its own window: the documented limits would
+        # hold per worker, not per tenant.
+        raise SystemExit(
+            f"Hoard: {server.cfg.workers} workers with RATELIMIT_STORAGE_URI=memory:// would not enforce "
+            "the rate limits across processes. Set RATELIMIT_STORAGE_URI=redis://... (production), "
+            "or run one worker (WEB_CONCURRENCY=1)."
+        )
     # After one large transfer, workers stayed 30-45 MB above their idle size,
     # for two reasons in glibc's allocator. Each thread that allocates under
     # contention gets an arena of its own (up to 8 per CPU), and an arena keeps

@@ -75,7 +75,9 @@ class Tenant:
 class HoardServer:
     var_dir: Path
     database_url: str | None = None
-    workers: int = 2
+    # None: gunicorn.conf.py's default (one worker with in-process rate
+    # limits, which refuse more; 2 x CPUs + 1 with Redis).
+    workers: int | None = None
     threads: int = 8
     env_overrides: dict = field(default_factory=dict)
     port: int = 0
@@ -126,8 +128,7 @@ class HoardServer:
                 str(ROOT / "gunicorn.conf.py"),
                 "--bind",
                 f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
+                *(["--workers", str(self.workers)] if self.workers is not None else []),
                 "--threads",
                 str(self.threads),
                 "wsgi:app",

@@ -4,10 +4,12 @@ who shares a budget. Across processes: tests/e2e/test_rate_limits_redis.py."""
 import time
 
 import pytest
+import redis
 
 from app import create_app
 from app.extensions import db
 from app.services import tenants
+from tests import services_env
 from tests.conftest import base_overrides
 from tests.factories import bearer, make_tenant
 
@@ -106,3 +108,108 @@ def test_unauthenticated_requests_are_limited_per_address(limited_app, app):
 def test_health_is_not_limited(limited_app, app):
     client = limited_app.test_client()
     assert {client.get("/health").status_code for _ in range(10)} == {200}
+
+
+def test_one_budget_per_tenant_across_every_route(limited_app, app):
+    """The contract's budget is per tenant, not per route: cache reads (served
+    before Flask), other /v8 routes and /v1 all draw on it."""
+    _, key = make_tenant("acme")
+    client = limited_app.test_client()
+    paths = ["/v1/whoami", "/v8/artifacts/status", "/v8/artifacts/0123456789abcdef", "/v1/artifacts"]
+    statuses = [client.get(paths[i % len(paths)], headers=bearer(key)).status_code for i in range(BURST + 1)]
+    assert statuses[:BURST] == [200, 200, 404, 200, 200]
+    assert statuses[BURST] == 429
+
+
+def test_cache_reads_keep_the_per_address_limit_without_a_valid_key(limited_app, app):
+    client = limited_app.test_client()
+    path = "/v8/artifacts/0123456789abcdef"
+    statuses = [client.head(path, headers=bearer("ak_live_" + "x" * 32)).status_code for _ in range(2)]
+    statuses += [client.get(path).status_code, client.head(path).status_code]
+    assert statuses == [401, 401, 401, 429]
+    refused = client.get(path)
+    assert refused.json["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_cache_read_headers_match_the_flask_paths(limited_app, app):
+    _, key = make_tenant("acme")
+    client = limited_app.test_client()
+    fast = client.head("/v8/artifacts/0123456789abcdef", headers=bearer(key))
+    flask_path = client.get("/v8/artifacts/status", headers=bearer(key))
+    for response, remaining in ((fast, BURST - 1), (flask_path, BURST - 2)):
+        assert response.headers["X-RateLimit-Limit"] == str(BURST)
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+        assert int(response.headers["X-RateLimit-Reset"]) >= int(time.time())
+
+
+def _redis_app(app, tmp_path, strategy: str):
+    services_env.require(services_env.REDIS_URL, "Redis")
+    overrides = base_overrides(tmp_path, app.config["SQLALCHEMY_DATABASE_URI"])
+    overrides.update(
+        RATELIMIT_STORAGE_URI=services_env.REDIS_URL,
+        RATELIMIT_STRATEGY=strategy,
+        RATE_LIMIT_BURST=BURST,
+        RATE_LIMIT_SUSTAINED=SUSTAINED,
+        RATE_LIMIT_ANONYMOUS="3 per second",
+    )
+    return create_app(overrides)
+
+
+@pytest.fixture
+def redis_commands(monkeypatch):
+    """Every command this process sends to Redis, by name."""
+    sent = []
+    send = redis.Redis.execute_command
+
+    def record(self, *args, **options):
+        sent.append(str(args[0]).upper())
+        return send(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", record)
+    return sent
+
+
+@pytest.mark.parametrize(
+    "path", ["/v8/artifacts/0123456789abcdef", "/v8/artifacts/status", "/v1/whoami", "/v1/artifacts"]
+)
+def test_a_request_costs_one_redis_round_trip(app, tmp_path, redis_commands, path):
+    """Both limits are tested, taken and read for the headers by one script,
+    on the cache read path and the Flask path alike."""
+    limited = _redis_app(app, tmp_path, "moving-window")
+    _, key = make_tenant("acme")
+    client = limited.test_client()
+    client.get(path, headers=bearer(key))  # loads the script
+    redis_commands.clear()
+    for _ in range(3):
+        response = client.get(path, headers=bearer(key))
+        assert "X-RateLimit-Remaining" in response.headers
+    assert redis_commands == ["EVALSHA"] * 3
+
+
+def test_switching_the_strategy_on_a_live_redis_keeps_answering(app, tmp_path):
+    """Each strategy keeps its own data shape in Redis; they must never read
+    each other's keys (a moving window's list read as a fixed window's
+    counter fails with WRONGTYPE)."""
+    _, key = make_tenant("acme")
+    for strategy in ("moving-window", "fixed-window", "sliding-window-counter", "moving-window"):
+        client = _redis_app(app, tmp_path, strategy).test_client()
+        for path in ("/v1/whoami", "/v8/artifacts/0123456789abcdef"):
+            response = client.get(path, headers=bearer(key))
+            assert response.status_code in (200, 404), (strategy, response.status_code, response.get_data())
+            assert response.headers["X-RateLimit-Limit"] == str(BURST)
+
+
+def test_the_redis_script_enforces_both_windows(app, tmp_path, monkeypatch):
+    _, key = make_tenant("acme")
+    client = _redis_app(app, tmp_path, "moving-window").test_client()
+    assert [r.status_code for r in _spend(client, "/v1/whoami", bearer(key), BURST + 1)] == [200] * BURST + [
+        429
+    ]
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 1.5)
+    statuses = [r.status_code for r in _spend(client, "/v8/artifacts/status", bearer(key), BURST + 1)]
+    assert statuses == [200] * BURST + [429]
+    monkeypatch.setattr(time, "time", lambda: real_time() + 6)
+    assert client.get("/v8/artifacts/0123456789abcdef", headers=bearer(key)).status_code == 404

@@ -55,7 +55,7 @@ def fuzz_server(new_postgres_database, tmp_path_factory):
     with HoardServer(
         var_dir=tmp_path_factory.mktemp("fuzz"),
         database_url=new_postgres_database(),
-        workers=2,
+        workers=1,
         threads=4,
         env_overrides=env,
     ) as server:

@@ -2,6 +2,12 @@
 
 Defaults: bursts of 200 per second, 100 per second sustained (enforced as
 500 per 5 seconds), moving windows.
+
+This machine may be too busy to send at the rate a test asks for. So every
+test replays the requests its client actually sent, at the moments it sent
+them, through an exact moving window, and compares what Hoard refused with
+what that window refuses: a slow client that never reaches the limit must
+see no refusals, and a fast one about as many as the window allows.
 """
 
 import http.client
@@ -40,6 +46,7 @@ class Reply:
     status_code: int
     headers: dict
     body: bytes
+    sent_at: float
     received_at: float
 
     def json(self):
@@ -64,10 +71,13 @@ def _fire(url: str, key: str, count: int, *, start_at: float, spacing: float = 0
             delay = start_at + i * spacing - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            sent_at = time.monotonic()
             connection.request("GET", parsed.path, headers=headers)
             response = connection.getresponse()
             body = response.read()
-            results.append(Reply(response.status, dict(response.getheaders()), body, time.monotonic()))
+            results.append(
+                Reply(response.status, dict(response.getheaders()), body, sent_at, time.monotonic())
+            )
         connection.close()
         return results
 
@@ -75,15 +85,31 @@ def _fire(url: str, key: str, count: int, *, start_at: float, spacing: float = 0
         return [reply for batch in pool.map(worker, range(THREADS)) for reply in batch]
 
 
-def _busiest_second(replies: list[Reply]) -> int:
-    """The most replies whose arrival falls within any one-second span."""
-    times = sorted(reply.received_at for reply in replies)
-    busiest, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] > 1.0:
-            start += 1
-        busiest = max(busiest, end - start + 1)
-    return busiest
+def _window_allows(replies: list[Reply], limits: list[tuple[int, float]]) -> int:
+    """How many of these requests exact moving windows ((amount, seconds)
+    each) would allow, taken in the order and at the moments they were sent."""
+    accepted: list[float] = []
+    for at in sorted(reply.sent_at for reply in replies):
+        if all(sum(1 for t in accepted if t > at - seconds) < amount for amount, seconds in limits):
+            accepted.append(at)
+    return len(accepted)
+
+
+DEFAULT_LIMITS = [(200, 1.0), (500, 5.0)]
+
+
+def _assert_refusals_match_the_window(replies: list[Reply]) -> int:
+    ok = sum(r.status_code == 200 for r in replies)
+    expected = _window_allows(replies, DEFAULT_LIMITS)
+    sent_span = max(r.sent_at for r in replies) - min(r.sent_at for r in replies)
+    print(
+        f"{len(replies)} requests sent over {sent_span:.2f} s "
+        f"({len(replies) / max(sent_span, 1e-3):.0f}/s achieved): {ok} ok, the window allows {expected}"
+    )
+    # A request reaches Redis a little after it was sent; near a window's
+    # edge that moves a few requests across it.
+    assert abs(ok - expected) <= max(10, len(replies) // 20), (ok, expected)
+    return ok
 
 
 def test_burst_is_shared_across_workers_and_other_tenants_are_not_limited(limited_hoard):
@@ -107,20 +133,12 @@ def test_burst_is_shared_across_workers_and_other_tenants_are_not_limited(limite
 
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
-    busiest = _busiest_second(ok)
-    print(
-        f"400 requests in {elapsed:.2f} s: {len(ok)} ok, {len(refused)} refused; "
-        f"most successes in any 1 s: {busiest}"
-    )
+    print(f"400 requests in {elapsed:.2f} s: {len(ok)} ok, {len(refused)} refused")
     assert len(ok) + len(refused) == 400
-    # The limit itself, whatever the pace of this shared machine: no second
-    # holds more than the burst of 200 (+10% for timestamp jitter), and the
-    # burst is granted in full.
-    assert busiest <= 220, busiest
-    assert len(ok) >= 190, len(ok)
-    if elapsed <= 1.0:
-        assert len(ok) <= 220, len(ok)
+    _assert_refusals_match_the_window(responses)
     assert set(quiet_statuses) == {200}
+    if not refused:
+        return  # the client never reached the limit: nothing more to see
     sample = refused[0]
     assert int(sample.headers["Retry-After"]) >= 1
     assert sample.headers["X-RateLimit-Remaining"] == "0"
@@ -128,17 +146,39 @@ def test_burst_is_shared_across_workers_and_other_tenants_are_not_limited(limite
     assert ok[0].headers["X-RateLimit-Limit"] == "200"
 
 
-def test_sustained_rate_refuses_about_a_third(limited_hoard):
+def test_sustained_rate_refuses_what_the_window_refuses(limited_hoard):
     steady = limited_hoard.create_tenant("steady")
     url = f"{limited_hoard.url}/v1/whoami"
     # 150 requests per second for 5 seconds against 100/s sustained (500 per 5 s).
     responses = _fire(url, steady.key, 750, start_at=time.monotonic() + 0.2, spacing=1 / 150)
-    ok = sum(r.status_code == 200 for r in responses)
     refused = sum(r.status_code == 429 for r in responses)
-    print(f"750 requests over 5 s: {ok} ok, {refused} refused")
-    assert ok + refused == 750
-    # A third of 750 is 250; allow +-15% of the total for pacing jitter.
-    assert 250 - 112 <= refused <= 250 + 112, refused
-    body = next(r for r in responses if r.status_code == 429).json()
-    assert body["error"]["code"] == "rate_limited"
-    assert body["error"]["retry_after_seconds"] >= 1
+    assert sum(r.status_code == 200 for r in responses) + refused == 750
+    _assert_refusals_match_the_window(responses)
+    if refused:
+        body = next(r for r in responses if r.status_code == 429).json()
+        assert body["error"]["code"] == "rate_limited"
+        assert body["error"]["retry_after_seconds"] >= 1
+
+
+def test_changing_the_strategy_on_a_live_redis_keeps_answering(new_postgres_database, tmp_path):
+    """Restarted with another RATELIMIT_STRATEGY on the same Redis, Hoard
+    answers at once: each strategy's data lives under keys of its own."""
+    url = new_postgres_database()
+    env = {"RATELIMIT_STORAGE_URI": services_env.REDIS_URL}
+    statuses = []
+    tenant = None
+    for strategy in ("moving-window", "fixed-window", "sliding-window-counter", "moving-window"):
+        server = HoardServer(
+            var_dir=tmp_path / "hoard",
+            database_url=url,
+            workers=1,
+            env_overrides={**env, "RATELIMIT_STRATEGY": strategy},
+        )
+        with server:
+            tenant = tenant or server.create_tenant("switch")
+            for path in ("/v1/whoami", "/v8/artifacts/status", "/v8/artifacts/0123456789abcdef"):
+                response = requests.get(
+                    f"{server.url}{path}", headers={"Authorization": f"Bearer {tenant.key}"}
+                )
+                statuses.append((strategy, path, response.status_code))
+    assert all(status in (200, 404) for _, _, status in statuses), statuses

@@ -39,34 +39,36 @@ def upgrade():
 
 
 def _postgresql_triggers(table, total):
-    # Row triggers run at the end of their statement, after it took its row
-    # locks: the tenant row is always the last lock a writer takes.
-    op.execute(
-        f"""
-        CREATE FUNCTION hoard_count_{total}() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP = 'INSERT' THEN
-                UPDATE tenants SET {total} = {total} + NEW.size_bytes WHERE id = NEW.tenant_id;
-            ELSIF TG_OP = 'DELETE' THEN
-                UPDATE tenants SET {total} = {total} - OLD.size_bytes WHERE id = OLD.tenant_id;
-            ELSE
-                UPDATE tenants SET {total} = {total} - OLD.size_bytes WHERE id = OLD.tenant_id;
-                UPDATE tenants SET {total} = {total} + NEW.size_bytes WHERE id = NEW.tenant_id;
-            END IF;
-            RETURN NULL;
-        END
-        $$
-        """
-    )
-    op.execute(
-        f"CREATE TRIGGER {table}_count_bytes AFTER INSERT OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION hoard_count_{total}()"
-    )
-    op.execute(
-        f"CREATE TRIGGER {table}_count_resized_bytes AFTER UPDATE OF size_bytes, tenant_id ON {table} "
-        f"FOR EACH ROW WHEN (OLD.size_bytes IS DISTINCT FROM NEW.size_bytes OR OLD.tenant_id <> NEW.tenant_id) "
-        f"EXECUTE FUNCTION hoard_count_{total}()"
-    )
+    # Statement triggers over transition tables: one UPDATE per tenant a
+    # statement touched, after the statement took its row locks (so the
+    # tenant row is the last lock a writer takes), whatever its row count.
+    changes = {
+        "INSERT": ("NEW TABLE AS new_rows", "SELECT tenant_id, size_bytes FROM new_rows"),
+        "DELETE": ("OLD TABLE AS old_rows", "SELECT tenant_id, -size_bytes FROM old_rows"),
+        "UPDATE": (
+            "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+            "SELECT tenant_id, size_bytes FROM new_rows UNION ALL SELECT tenant_id, -size_bytes FROM old_rows",
+        ),
+    }
+    for event, (transition, rows) in changes.items():
+        name = f"hoard_{table}_{event.lower()}_bytes"
+        op.execute(
+            f"""
+            CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE tenants SET {total} = {total} + delta.bytes
+                FROM (SELECT tenant_id, SUM(size_bytes) AS bytes FROM ({rows}) AS changed (tenant_id, size_bytes)
+                      GROUP BY tenant_id) AS delta
+                WHERE tenants.id = delta.tenant_id AND delta.bytes <> 0;
+                RETURN NULL;
+            END
+            $$
+            """
+        )
+        op.execute(
+            f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {transition} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+        )
 
 
 def _sqlite_triggers(table, total):
@@ -89,9 +91,9 @@ def _sqlite_triggers(table, total):
 def downgrade():
     for table, total in COUNTED:
         if op.get_bind().dialect.name == "postgresql":
-            op.execute(f"DROP TRIGGER {table}_count_bytes ON {table}")
-            op.execute(f"DROP TRIGGER {table}_count_resized_bytes ON {table}")
-            op.execute(f"DROP FUNCTION hoard_count_{total}()")
+            for event in ("insert", "delete", "update"):
+                op.execute(f"DROP TRIGGER hoard_{table}_{event}_bytes ON {table}")
+                op.execute(f"DROP FUNCTION hoard_{table}_{event}_bytes()")
         else:
             for suffix in ("inserted", "deleted", "resized"):
                 op.execute(f"DROP TRIGGER {table}_count_{suffix}_bytes")

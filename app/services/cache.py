@@ -7,12 +7,13 @@ from datetime import timedelta
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import storage as storage_errors
 from ..clock import now
 from ..errors import (
+    Conflict,
     FileTooLarge,
     Forbidden,
     InvalidRequest,
@@ -24,12 +25,14 @@ from ..errors import (
 from ..extensions import db
 from ..models import CacheEntry, CacheEvent, Tenant
 from ..storage import get_storage, keys
-from . import usage
+from . import leases, usage
 from .downloads import Download, open_download
 
 HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_QUERY_HASHES = 100
 OPEN_ATTEMPTS = 20
+# Each lost swap means another PUT of the hash committed meanwhile.
+SWAP_ATTEMPTS = 64
 MAX_EVENTS = 1000
 
 # Every HEAD and GET runs this; built once, as building it costs more than
@@ -119,10 +122,11 @@ def put_artifact(
     _require_usable(tenant, adding=(content_length or 0) - (replaced.size_bytes if replaced else 0))
     store = get_storage()
     key = keys.cache_object(tenant.id, artifact_hash)
+    lease = leases.acquire(key)  # a body that fails leaves it to end as a dead writer's
     try:
         stored = store.put_stream(
             key,
-            body,
+            leases.Heartbeat(body, lease),
             max_size=current_app.config["CACHE_MAX_ARTIFACT_BYTES"],
             expected_size=content_length,
             # turbo verifies its own archives (and signs them when asked to).
@@ -135,7 +139,7 @@ def put_artifact(
             f"the body ended after {exc.received} of {exc.expected} bytes; nothing was stored"
         ) from None
     try:
-        replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers)
+        replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers, lease)
     except BaseException:
         store.delete(key)
         raise
@@ -145,43 +149,68 @@ def put_artifact(
 
 
 def _point_entry_at(
-    tenant: Tenant, artifact_hash: str, stored: storage_errors.StoredObject, headers: ArtifactHeaders
+    tenant: Tenant,
+    artifact_hash: str,
+    stored: storage_errors.StoredObject,
+    headers: ArtifactHeaders,
+    lease: leases.Lease,
 ) -> str | None:
     """Point the entry at the new object in one transaction; return the key it
-    replaced. Concurrent PUTs serialise on the row, so the last commit wins
-    whole: body, size, duration and tag together."""
-    for _ in range(5):
+    replaced. The last commit wins whole: body, size, duration and tag.
+
+    The swap is a compare-and-swap on the key this PUT saw, so each replaced
+    key is returned to exactly one PUT, to delete, on every database (SQLite
+    ignores FOR UPDATE). A lost swap means another PUT committed: look again.
+    """
+    for _ in range(SWAP_ATTEMPTS):
         entry = db.session.scalar(
             select(CacheEntry)
             .where(CacheEntry.tenant_id == tenant.id, CacheEntry.hash == artifact_hash)
             .with_for_update()
-            # The row as it is now, under the lock: not the copy this session
-            # loaded before the body streamed in, which a concurrent PUT may
-            # since have replaced.
+            # The row as it is now: not the copy this session loaded before
+            # the body streamed in, which a concurrent PUT may have replaced.
             .execution_options(populate_existing=True)
         )
-        replaced_key = entry.storage_key if entry is not None else None
-        if entry is None:
-            entry = CacheEntry(tenant_id=tenant.id, hash=artifact_hash)
-            db.session.add(entry)
         timestamp = now()
-        entry.storage_key = stored.key
-        entry.size_bytes = stored.size
-        entry.duration_ms = headers.duration_ms
-        entry.tag = headers.tag
-        entry.git_sha = headers.git_sha
-        entry.dirty_hash = headers.dirty_hash
-        entry.client_ci = headers.client_ci
-        entry.client_interactive = headers.client_interactive
-        entry.created_at = timestamp
-        entry.last_read_at = timestamp
+        values = {
+            "storage_key": stored.key,
+            "size_bytes": stored.size,
+            "duration_ms": headers.duration_ms,
+            "tag": headers.tag,
+            "git_sha": headers.git_sha,
+            "dirty_hash": headers.dirty_hash,
+            "client_ci": headers.client_ci,
+            "client_interactive": headers.client_interactive,
+            "created_at": timestamp,
+            "last_read_at": timestamp,
+        }
+        replaced_key = entry.storage_key if entry is not None else None
         try:
+            if entry is None:
+                db.session.add(CacheEntry(tenant_id=tenant.id, hash=artifact_hash, **values))
+                db.session.flush()
+            elif not db.session.execute(
+                update(CacheEntry)
+                .where(
+                    CacheEntry.tenant_id == tenant.id,
+                    CacheEntry.hash == artifact_hash,
+                    CacheEntry.storage_key == replaced_key,
+                )
+                .values(**values),
+                execution_options={"synchronize_session": False},
+            ).rowcount:
+                db.session.rollback()
+                continue
+            leases.claim(lease)
             db.session.commit()
             return replaced_key
         except IntegrityError:
             # Another PUT inserted the first row meanwhile; update it instead.
             db.session.rollback()
-    raise RuntimeError("could not record the cache entry after repeated conflicts")
+        except leases.LeaseLost:
+            db.session.rollback()
+            raise Conflict("the upload stalled and was taken for dead; retry it") from None
+    raise Conflict("the entry changed too often while this upload committed; retry it")
 
 
 def find_entry(tenant: Tenant, artifact_hash: str) -> CacheEntry:

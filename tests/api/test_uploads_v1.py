@@ -681,6 +681,7 @@ def test_chunked_put_shorter_than_reserved_fails_at_complete(client, auth):
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert response.status_code == 200
+    assert response.get_json()["received_bytes"] == 3  # what arrived, not what was announced
     complete = client.post(f"/v1/artifacts/{ticket['artifact_id']}/complete", headers=auth)
     assert_error(complete, 400, "invalid_request")
     assert (

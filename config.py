@@ -107,6 +107,12 @@ class Config:
     # Where links and signed URLs point; derived from the request when unset.
     PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
     SIGNED_URL_TTL_SECONDS = _int("SIGNED_URL_TTL_SECONDS", 3600)
+    # Upload integrity and liveness (issue 12): the life of the presigned S3
+    # GET a signed download URL or cache read redirects to (DOWNLOAD_MODE=
+    # redirect), and how often an upload in flight renews its lease (gc takes
+    # an upload whose lease is LEASE_MISSED_BEATS beats old for dead).
+    PRESIGNED_REDIRECT_SECONDS = _int("PRESIGNED_REDIRECT_SECONDS", 60)
+    UPLOAD_HEARTBEAT_SECONDS = _int("UPLOAD_HEARTBEAT_SECONDS", 10)
     CACHE_READ_TOUCH_SECONDS = _int("CACHE_READ_TOUCH_SECONDS", 3600)
 
     # Rate limits, per tenant, shared by /v1 and /v8.

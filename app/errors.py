@@ -87,6 +87,14 @@ class SessionSealed(ApiError):
     code, status, message = "session_sealed", 409, "The session is sealed."
 
 
+class UploadInProgress(ApiError):
+    code, status, message = "upload_in_progress", 409, "Another upload to this URL is in progress."
+
+
+class UploadAlreadyCompleted(ApiError):
+    code, status, message = "upload_already_completed", 409, "This upload URL has already been used."
+
+
 class Conflict(ApiError):
     code, status, message = "conflict", 409, "The request conflicts with the current state."
 

@@ -19,6 +19,7 @@ from flask_migrate import upgrade
 
 from app import clock, create_app
 from app.extensions import db
+from config import Config as HoardConfig
 from tests import services_env
 from tests.factories import bearer, make_tenant
 from tests.live_server import free_port
@@ -87,6 +88,8 @@ def base_overrides(tmp_path: Path, database_url: str) -> dict:
         "RATE_LIMIT_ANONYMOUS": "1000000 per second",
         "RATE_LIMIT_PUBLIC": "1000000 per second",
         "MIGRATIONS_DIR": str(ROOT / "migrations"),
+        # In-process race tests run more threads than a gunicorn worker has.
+        "SQLALCHEMY_ENGINE_OPTIONS": {**HoardConfig.SQLALCHEMY_ENGINE_OPTIONS, "max_overflow": 16},
     }
 
 

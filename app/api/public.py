@@ -13,8 +13,8 @@ bp = Blueprint("public", __name__)
 @bp.put("/v1/uploads/<token>")
 @ratelimit.public
 def receive_upload(token: str):
-    artifact = artifacts.receive_upload(token, request.stream, content_length=request.content_length)
-    return jsonify(artifact_id=artifact.id, received_bytes=artifact.size_bytes)
+    receipt = artifacts.receive_upload(token, request.stream, content_length=request.content_length)
+    return jsonify(artifact_id=receipt.artifact_id, received_bytes=receipt.received_bytes)
 
 
 @bp.route("/v1/blobs/<token>", methods=["GET", "HEAD"])

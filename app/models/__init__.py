@@ -2,6 +2,7 @@
 
 from .artifact import Artifact, ArtifactMeta, Blob, IdempotencyRecord
 from .cache import CacheEntry, CacheEvent
+from .lease import UploadLease
 from .link import Link
 from .session import Session
 from .tenant import ApiKey, Tenant, UsageMonth
@@ -17,5 +18,6 @@ __all__ = [
     "Link",
     "Session",
     "Tenant",
+    "UploadLease",
     "UsageMonth",
 ]

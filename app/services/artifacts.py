@@ -13,7 +13,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from flask import current_app
 from sqlalchemy import exists, or_, select
@@ -30,13 +30,16 @@ from ..errors import (
     InvalidRequest,
     InvalidSignature,
     QuotaExceeded,
+    UploadAlreadyCompleted,
+    UploadInProgress,
     UploadNotFound,
     UrlExpired,
 )
 from ..extensions import db
 from ..models import Artifact, ArtifactMeta, Blob, IdempotencyRecord, Tenant
 from ..storage import BodyTooLarge, IncompleteBody, ObjectNotFound, StoredObject, get_storage, keys
-from . import cursors, downloads, sessions, usage, validation
+from ..storage.streams import CHUNK_SIZE, HashingReader
+from . import cursors, downloads, leases, sessions, usage, validation
 from .downloads import Download
 from .plans import plan_for
 
@@ -75,11 +78,12 @@ def create_artifact(
     # once they are hashed: refuse early only a tenant already over quota,
     # and check the real addition when the blob row is attached.
     _check_quota(tenant, 0)
-    stored = _store(keys.blob_object(tenant.id), body, max_size=max_size, expected_size=size_hint)
+    lease = leases.acquire(keys.blob_object(tenant.id))
+    stored = _store(lease, body, max_size=max_size, expected_size=size_hint)
     artifact = _new_artifact(
         tenant, fields, size_bytes=stored.size, status="active", content_hash=stored.sha256
     )
-    return _commit_new_artifact(tenant, artifact, stored, idempotency_key)
+    return _commit_new_artifact(tenant, artifact, stored, idempotency_key, lease)
 
 
 def _new_artifact(
@@ -118,13 +122,30 @@ def decode_base64_content(content: object, encoding: object, *, max_size: int) -
     return data
 
 
-def _store(key: str, body: BinaryIO, *, max_size: int, expected_size: int | None) -> StoredObject:
+def _store(
+    lease: leases.Lease, body: BinaryIO, *, max_size: int, expected_size: int | None, sha256: bool = True
+) -> StoredObject:
+    """Stream the body to the leased key, renewing the lease as it flows; the
+    lease ends if the body fails (put_stream leaves nothing behind)."""
     try:
-        return get_storage().put_stream(key, body, max_size=max_size, expected_size=expected_size)
+        return get_storage().put_stream(
+            lease.key,
+            leases.Heartbeat(body, lease),
+            max_size=max_size,
+            expected_size=expected_size,
+            sha256=sha256,
+        )
     except BodyTooLarge as exc:
+        leases.release(lease)
         raise FileTooLarge(f"the file may be at most {exc.max_size} bytes") from None
     except IncompleteBody as exc:
+        leases.release(lease)
         raise InvalidRequest(f"the body ended after {exc.received} of {exc.expected} bytes") from None
+    except leases.LeaseLost:
+        raise Conflict("the upload stalled and was taken for dead; retry it") from None
+    except BaseException:
+        leases.release(lease)
+        raise
 
 
 def _check_quota(tenant: Tenant, adding: int) -> None:
@@ -183,7 +204,11 @@ def _existing_blob(tenant: Tenant, content_hash: str) -> Blob | None:
 
 
 def _commit_new_artifact(
-    tenant: Tenant, artifact: Artifact, stored: StoredObject, idempotency_key: str | None
+    tenant: Tenant,
+    artifact: Artifact,
+    stored: StoredObject,
+    idempotency_key: str | None,
+    lease: leases.Lease,
 ) -> tuple[Artifact, bool]:
     store = get_storage()
     metadata = dict(artifact.metadata_json or {})
@@ -206,24 +231,35 @@ def _commit_new_artifact(
                     IdempotencyRecord(tenant_id=tenant.id, key=idempotency_key, artifact_id=artifact.id)
                 )
             sessions.count_artifact(tenant, artifact.session_id, session_row)
+            leases.claim(lease)
             db.session.commit()
         except IntegrityError:
             # A concurrent upload created the same blob, session or idempotency
             # record first: look again (and replay, for the idempotency key).
             db.session.rollback()
             if idempotency_key is not None and (original := _replay(tenant, idempotency_key)) is not None:
-                store.delete(stored.key)
+                _abandon(lease)
                 return original, False
             continue
-        except BaseException:
+        except leases.LeaseLost:
             db.session.rollback()
             store.delete(stored.key)
+            raise Conflict("the upload stalled and was taken for dead; retry it") from None
+        except BaseException:
+            db.session.rollback()
+            _abandon(lease)
             raise
         if shared:
             store.delete(stored.key)
         return artifact, True
-    store.delete(stored.key)
+    _abandon(lease)
     raise Conflict("the upload conflicted with concurrent changes; retry it")
+
+
+def _abandon(lease: leases.Lease) -> None:
+    """Delete bytes no row will name, then end their lease."""
+    get_storage().delete(lease.key)
+    leases.release(lease)
 
 
 # -- presigned uploads -------------------------------------------------------
@@ -255,7 +291,7 @@ def reserve_upload(
         fields,
         size_bytes=size_bytes,
         status="pending",
-        upload_key=keys.blob_object(tenant.id),
+        upload_key=keys.staging_object(tenant.id),
         upload_expires_at=expires_at,
     )
     for _ in range(3):
@@ -289,61 +325,127 @@ def reserve_upload(
     )
 
 
-def receive_upload(token: str, body: BinaryIO, *, content_length: int | None) -> Artifact:
-    """Hoard's own presigned PUT (local storage): single use, until it expires."""
+@dataclass
+class UploadReceipt:
+    artifact_id: str
+    received_bytes: int
+
+
+def receive_upload(token: str, body: BinaryIO, *, content_length: int | None) -> UploadReceipt:
+    """Hoard's own presigned PUT (local storage): one at a time, once, and
+    never after /complete, until the URL expires.
+
+    The bytes land at the reservation's staging key. Nothing is hashed here:
+    /complete hashes what it makes the blob, so whatever a PUT did, a blob's
+    bytes match its hash.
+    """
     payload = _verify(token, "upload")
+    artifact = _reservation(payload)
+    if content_length is not None and content_length != artifact.size_bytes:
+        raise InvalidRequest(f"the body must be exactly {artifact.size_bytes} bytes")
+    artifact_id, key, size = artifact.id, artifact.upload_key, artifact.size_bytes
+    db.session.commit()  # no transaction stays open while the bytes stream
+    try:
+        lease = leases.acquire(key)
+    except leases.LeaseHeld:
+        raise UploadInProgress() from None
+    # Looked at under the lease: a PUT that finished before it was taken
+    # has left its bytes here.
+    try:
+        get_storage().stat(key)
+    except ObjectNotFound:
+        pass
+    else:
+        leases.release(lease)
+        raise UploadAlreadyCompleted("the bytes for this upload were already received")
+    stored = _store(lease, body, max_size=size, expected_size=content_length, sha256=False)
+    leases.release(lease)  # the reservation names the key now
+    # /complete may have run while the bytes streamed: they will never be read.
+    _reservation(payload)
+    db.session.commit()
+    return UploadReceipt(artifact_id=artifact_id, received_bytes=stored.size)
+
+
+def _reservation(payload: dict) -> Artifact:
     artifact = db.session.scalar(
         select(Artifact).where(Artifact.tenant_id == payload.get("t"), Artifact.id == payload.get("a"))
     )
     if artifact is None or artifact.deleted_at is not None:
         raise InvalidSignature("this upload URL is no longer valid")
     if artifact.status != "pending" or artifact.upload_key is None:
-        raise Conflict("this upload was already completed")
-    if content_length is not None and content_length != artifact.size_bytes:
-        raise InvalidRequest(f"the body must be exactly {artifact.size_bytes} bytes")
-    store = get_storage()
-    try:
-        store.stat(artifact.upload_key)
-        raise Conflict("this upload URL was already used")
-    except ObjectNotFound:
-        pass
-    stored = _store(artifact.upload_key, body, max_size=artifact.size_bytes, expected_size=content_length)
-    # Hashed while it streamed: completion need not read the bytes again.
-    artifact.content_hash = stored.sha256
-    db.session.commit()
+        raise UploadAlreadyCompleted()
     return artifact
 
 
 def complete_upload(tenant: Tenant, artifact_id: str) -> Artifact:
-    """Activate a reservation whose bytes arrived; completing twice is a no-op."""
+    """Activate a reservation whose bytes arrived; completing twice is a no-op.
+
+    The staging object may still be written (an S3 presigned URL lives its
+    hour): it is copied to a fresh blob key that no URL names, and the copy,
+    which nothing can change, is what is measured and hashed.
+    """
     artifact = ensure_live(find_artifact(tenant, artifact_id, for_update=True))
     if artifact.status == "active":
         db.session.commit()
         return artifact
     store = get_storage()
+    staging = artifact.upload_key
     try:
-        size = store.stat(artifact.upload_key)
+        size = store.stat(staging)
     except ObjectNotFound:
         db.session.commit()
         raise UploadNotFound("no bytes were uploaded for this artifact") from None
     if size != artifact.size_bytes:
-        key = artifact.upload_key
-        db.session.commit()
-        store.delete(key)  # lets the client PUT again while the URL is valid
-        raise InvalidRequest(f"{size} bytes were uploaded, but size_bytes is {artifact.size_bytes}")
-    content_hash = artifact.content_hash or store.hash_object(artifact.upload_key).sha256
-    stored = StoredObject(key=artifact.upload_key, size=size, sha256=content_hash)
-    artifact.content_hash = content_hash
+        _refuse_size(artifact, size)
+    lease = leases.acquire(keys.blob_object(tenant.id))
+    try:
+        store.copy(staging, lease.key)
+        stored = _hash_object(lease)
+    except BaseException:
+        _abandon(lease)
+        raise
+    if stored.size != artifact.size_bytes:  # the staging object was replaced meanwhile
+        _abandon(lease)
+        _refuse_size(artifact, stored.size)
+    artifact.content_hash = stored.sha256
     artifact.status = "active"
     artifact.upload_key = None
     artifact.upload_expires_at = None
-    db.session.flush()  # the first write, before _attach_blob
-    blob, shared = _attach_blob(tenant, stored)
-    artifact.blob_id = blob.id
-    db.session.commit()
+    try:
+        db.session.flush()  # the first write, before _attach_blob
+        blob, shared = _attach_blob(tenant, stored)
+        artifact.blob_id = blob.id
+        leases.claim(lease)
+        db.session.commit()
+    except leases.LeaseLost:
+        db.session.rollback()
+        store.delete(lease.key)
+        raise Conflict("completing took too long and was taken for dead; retry it") from None
+    except BaseException:
+        db.session.rollback()
+        _abandon(lease)
+        raise
     if shared:
         store.delete(stored.key)
+    # Never read again; what a late PUT writes there is the orphan sweep's.
+    store.delete(staging)
     return artifact
+
+
+def _refuse_size(artifact: Artifact, size: int) -> NoReturn:
+    staging, expected = artifact.upload_key, artifact.size_bytes
+    db.session.commit()
+    get_storage().delete(staging)  # lets the client PUT again while the URL is valid
+    raise InvalidRequest(f"{size} bytes were uploaded, but size_bytes is {expected}")
+
+
+def _hash_object(lease: leases.Lease) -> StoredObject:
+    """Read the leased object back, renewing the lease; its size and SHA-256."""
+    with get_storage().open_read(lease.key) as fh:
+        reader = HashingReader(leases.Heartbeat(fh, lease), max_size=2**62)
+        while reader.read(CHUNK_SIZE):
+            pass
+    return StoredObject(key=lease.key, size=reader.size, sha256=reader.sha256)
 
 
 # -- reads -------------------------------------------------------------------
@@ -388,24 +490,15 @@ class DownloadTicket:
 
 
 def download_url(tenant: Tenant, artifact_id: str, *, base_url: str) -> DownloadTicket:
-    """A URL that downloads the bytes with no auth until it expires.
+    """Hoard's own signed URL, which downloads the bytes with no auth until it
+    expires and answers 410 from the moment the artifact is deleted.
 
-    With DOWNLOAD_MODE=redirect and an object store that presigns, it is the
-    store's own URL (the bytes never pass through Hoard; deleting the
-    artifact cannot revoke it before it expires). Otherwise it is Hoard's
-    signed URL, which answers 410 from the moment the artifact is deleted.
+    It is never the store's presigned URL, even with DOWNLOAD_MODE=redirect:
+    that could not be revoked by DELETE. Each use is checked here and only then
+    redirected, to a presigned GET that lives PRESIGNED_REDIRECT_SECONDS.
     """
     artifact = ensure_downloadable(find_artifact(tenant, artifact_id))
     expires_in = current_app.config["SIGNED_URL_TTL_SECONDS"]
-    if current_app.config["DOWNLOAD_MODE"] == "redirect":
-        url = get_storage().presign_get(
-            artifact.blob.storage_key,
-            expires_in=expires_in,
-            filename=artifact.filename,
-            content_type=artifact.content_type,
-        )
-        if url is not None:
-            return DownloadTicket(artifact=artifact, url=url, expires_in=expires_in)
     token = signing.sign("blob", {"t": tenant.id, "a": artifact.id}, expires_in=expires_in)
     return DownloadTicket(artifact=artifact, url=f"{base_url}/v1/blobs/{token}", expires_in=expires_in)
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import storage as storage_errors
 from ..clock import now
 from ..errors import (
+    Conflict,
     FileTooLarge,
     Forbidden,
     InvalidRequest,
@@ -25,12 +26,14 @@ from ..errors import (
 from ..extensions import db
 from ..models import ApiKey, CacheEntry, CacheEvent, Tenant
 from ..storage import get_storage, keys
-from . import usage
+from . import leases, usage
 from .downloads import Download, open_download
 
 HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_QUERY_HASHES = 100
 OPEN_ATTEMPTS = 20
+# Each lost swap means another PUT of the hash committed meanwhile.
+SWAP_ATTEMPTS = 64
 MAX_EVENTS = 1000
 
 # Every cache HEAD and GET runs this: the key, its team and the entry in one
@@ -117,18 +120,13 @@ def cache_status(tenant: Tenant) -> str:
     return "enabled"
 
 
-def _require_usable(tenant: Tenant | Row, *, adding: int | None = None) -> None:
-    """Refuse a disabled or paused cache; refuse growth past the quota.
-
-    Reads (adding=None) are served even over the quota: it stops the cache
-    growing, not serving what it holds, and reads skip the usage sums.
-    """
+def _require_usable(tenant: Tenant | Row) -> None:
+    """Refuse a disabled or paused cache. Reads are served even over the
+    quota: it stops the cache growing, not serving what it holds."""
     if tenant.cache_status == "disabled":
         raise RemoteCachingDisabled()
     if tenant.cache_status == "paused":
         raise Paused()
-    if adding is not None and usage.over_storage_quota(tenant, adding=adding):
-        raise OverLimit()
 
 
 def check_upload_size(content_length: int | None) -> None:
@@ -152,17 +150,21 @@ def put_artifact(
     # A replacement frees the version it replaces: only the growth counts.
     replaced = db.session.get(CacheEntry, (tenant.id, artifact_hash))
     replaced_size = replaced.size_bytes if replaced else 0
-    _require_usable(tenant, adding=(content_length or 0) - replaced_size)
-    # A body without Content-Length is held to the room left as it streams.
+    _require_usable(tenant)
+    # The room this PUT may fill: what is left, plus what it replaces. An
+    # announced body is checked now; any body is held to it as it streams.
     max_size = current_app.config["CACHE_MAX_ARTIFACT_BYTES"]
     room = usage.storage_room(tenant)
+    if room is not None and (content_length or 0) > room + replaced_size:
+        raise OverLimit()
     quota_bound = room is not None and room + replaced_size < max_size
     store = get_storage()
     key = keys.cache_object(tenant.id, artifact_hash)
+    lease = leases.acquire(key)  # a body that fails leaves it to end as a dead writer's
     try:
         stored = store.put_stream(
             key,
-            body,
+            leases.Heartbeat(body, lease),
             max_size=max(0, room + replaced_size) if quota_bound else max_size,
             expected_size=content_length,
             # turbo verifies its own archives (and signs them when asked to).
@@ -177,7 +179,7 @@ def put_artifact(
             f"the body ended after {exc.received} of {exc.expected} bytes; nothing was stored"
         ) from None
     try:
-        replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers)
+        replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers, lease)
     except BaseException:
         store.delete(key)
         raise
@@ -187,49 +189,73 @@ def put_artifact(
 
 
 def _point_entry_at(
-    tenant: Tenant, artifact_hash: str, stored: storage_errors.StoredObject, headers: ArtifactHeaders
+    tenant: Tenant,
+    artifact_hash: str,
+    stored: storage_errors.StoredObject,
+    headers: ArtifactHeaders,
+    lease: leases.Lease,
 ) -> str | None:
     """Point the entry at the new object in one transaction; return the key it
-    replaced. Concurrent PUTs serialise on the row, so the last commit wins
-    whole: body, size, duration and tag together."""
-    for _ in range(5):
+    replaced. The last commit wins whole: body, size, duration and tag.
+
+    The swap is a compare-and-swap on the key this PUT saw, so each replaced
+    key is returned to exactly one PUT, to delete, on every database (SQLite
+    ignores FOR UPDATE). A lost swap means another PUT committed: look again.
+    """
+    for _ in range(SWAP_ATTEMPTS):
         entry = db.session.scalar(
             select(CacheEntry)
             .where(CacheEntry.tenant_id == tenant.id, CacheEntry.hash == artifact_hash)
             .with_for_update()
-            # The row as it is now, under the lock: not the copy this session
-            # loaded before the body streamed in, which a concurrent PUT may
-            # since have replaced.
+            # The row as it is now: not the copy this session loaded before
+            # the body streamed in, which a concurrent PUT may have replaced.
             .execution_options(populate_existing=True)
         )
-        replaced_key = entry.storage_key if entry is not None else None
-        if entry is None:
-            entry = CacheEntry(tenant_id=tenant.id, hash=artifact_hash)
-            db.session.add(entry)
         timestamp = now()
-        entry.storage_key = stored.key
-        entry.size_bytes = stored.size
-        entry.duration_ms = headers.duration_ms
-        entry.tag = headers.tag
-        entry.git_sha = headers.git_sha
-        entry.dirty_hash = headers.dirty_hash
-        entry.client_ci = headers.client_ci
-        entry.client_interactive = headers.client_interactive
-        entry.created_at = timestamp
-        entry.last_read_at = timestamp
+        values = {
+            "storage_key": stored.key,
+            "size_bytes": stored.size,
+            "duration_ms": headers.duration_ms,
+            "tag": headers.tag,
+            "git_sha": headers.git_sha,
+            "dirty_hash": headers.dirty_hash,
+            "client_ci": headers.client_ci,
+            "client_interactive": headers.client_interactive,
+            "created_at": timestamp,
+            "last_read_at": timestamp,
+        }
+        replaced_key = entry.storage_key if entry is not None else None
         try:
-            db.session.flush()
+            if entry is None:
+                db.session.add(CacheEntry(tenant_id=tenant.id, hash=artifact_hash, **values))
+                db.session.flush()
+            elif not db.session.execute(
+                update(CacheEntry)
+                .where(
+                    CacheEntry.tenant_id == tenant.id,
+                    CacheEntry.hash == artifact_hash,
+                    CacheEntry.storage_key == replaced_key,
+                )
+                .values(**values),
+                execution_options={"synchronize_session": False},
+            ).rowcount:
+                db.session.rollback()
+                continue
             # Concurrent PUTs each fit the room they saw; the totals the
             # triggers keep decide, under the tenant row's lock, which fit together.
             if usage.over_storage_quota(tenant):
                 db.session.rollback()
                 raise OverLimit()
+            leases.claim(lease)
             db.session.commit()
             return replaced_key
         except IntegrityError:
             # Another PUT inserted the first row meanwhile; update it instead.
             db.session.rollback()
-    raise RuntimeError("could not record the cache entry after repeated conflicts")
+        except leases.LeaseLost:
+            db.session.rollback()
+            raise Conflict("the upload stalled and was taken for dead; retry it") from None
+    raise Conflict("the entry changed too often while this upload committed; retry it")
 
 
 def find_read(connection: Connection, *, key_digest: str, artifact_hash: str) -> CacheRead | None:

@@ -11,9 +11,6 @@ from flask import current_app
 
 from ..storage import get_storage
 
-# Redirects are followed at once; a short life limits what a leaked URL gives.
-PRESIGNED_GET_SECONDS = 300
-
 
 @dataclass
 class Download:
@@ -41,8 +38,13 @@ def open_download(
         return Download(storage_key=storage_key, size=size)
     store = get_storage()
     if may_redirect and current_app.config["DOWNLOAD_MODE"] == "redirect":
+        # Redirects are followed at once; a short life limits what a leaked
+        # URL gives, and how long it outlives a DELETE.
         url = store.presign_get(
-            storage_key, expires_in=PRESIGNED_GET_SECONDS, filename=filename, content_type=content_type
+            storage_key,
+            expires_in=current_app.config["PRESIGNED_REDIRECT_SECONDS"],
+            filename=filename,
+            content_type=content_type,
         )
         if url is not None:
             return Download(storage_key=storage_key, size=size, redirect_url=url)

@@ -20,36 +20,49 @@ NOT EXISTS runs in a statement that starts after gc's locks are taken, so it
 sees every reference that committed before. The RESTRICT foreign key from
 artifacts to blobs is the backstop on PostgreSQL.
 
-Objects no row references are removed only when older than MIN_OBJECT_AGE:
-an upload's bytes are stored before its row commits.
+Uploads in flight hold leases (services/leases.py) on the keys they write,
+renewed while the bytes flow. gc first ends the leases of dead writers (no
+heartbeat for a few intervals), then removes every partial upload and every
+object that neither a row nor a remaining lease names, whatever its age.
 """
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, func, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
 
 from ..extensions import db
-from ..models import Artifact, ArtifactMeta, Blob, CacheEntry, CacheEvent, IdempotencyRecord, Link, Tenant
+from ..models import (
+    Artifact,
+    ArtifactMeta,
+    Blob,
+    CacheEntry,
+    CacheEvent,
+    IdempotencyRecord,
+    Link,
+    Tenant,
+    UploadLease,
+)
 from ..storage import ObjectNotFound, Storage, StorageError, get_storage
+from . import leases
 from .artifacts import IDEMPOTENCY_WINDOW
 
 log = logging.getLogger(__name__)
 
 # Deleted and expired artifacts stay restorable by an operator this long.
 ARTIFACT_GRACE = timedelta(days=30)
-# Temporary uploads and unreferenced objects younger than this may belong to
-# an upload still in flight.
-MIN_OBJECT_AGE = timedelta(hours=1)
 BATCH = 200
+# The orphan sweep reads a tenant's references once per this many listed keys.
+LISTED_BATCH = 50_000
 EVENT_RETENTION = timedelta(days=90)
 # Top-level key prefixes (storage/keys.py) and how many parts their keys have:
-# blobs/<tenant>/<random> (blobs and presigned upload targets) and
-# cache/<tenant>/<hash>/<version>. A key of any other shape is never touched.
-OBJECT_LAYOUTS = {"blobs/": 3, "cache/": 4}
+# blobs/<tenant>/<random>, staging/<tenant>/<random> (presigned upload
+# targets) and cache/<tenant>/<hash>/<version>. A key of any other shape is
+# never touched.
+OBJECT_LAYOUTS = {"blobs/": 3, "staging/": 3, "cache/": 4}
 
 _NO_WRITE_SYNC = {"synchronize_session": False}
 
@@ -105,7 +118,6 @@ def collect(
     now: datetime,
     dry_run: bool = False,
     artifact_grace: timedelta = ARTIFACT_GRACE,
-    min_object_age: timedelta = MIN_OBJECT_AGE,
 ) -> GcReport:
     """Run every collection in order and report what each freed.
 
@@ -115,13 +127,15 @@ def collect(
     cannot be listed, so they are not inspected).
     """
     report = GcReport(dry_run=dry_run)
+    if not dry_run:
+        leases.end_dead(now)
     report.reservations = purge_reservations(now=now, dry_run=dry_run)
     report.artifacts = purge_artifacts(now=now, grace=artifact_grace, dry_run=dry_run)
     report.blobs = release_blobs(now=now, grace=artifact_grace, dry_run=dry_run)
     report.cache_expired, report.cache_over_cap = evict_cache(now=now, dry_run=dry_run)
     if not dry_run:
-        report.abandoned_uploads = sweep_abandoned_uploads(min_age=min_object_age)
-    report.orphans = sweep_orphans(now=now, min_age=min_object_age, dry_run=dry_run)
+        report.abandoned_uploads = sweep_abandoned_uploads()
+    report.orphans = sweep_orphans(now=now, dry_run=dry_run)
     report.records = purge_records(now=now, dry_run=dry_run)
     return report
 
@@ -405,45 +419,65 @@ def _evict(tenant_id: str, rows: list, still_eligible: ColumnElement[bool], tall
 # -- storage sweeps --------------------------------------------------------------
 
 
-def sweep_abandoned_uploads(*, min_age: timedelta = MIN_OBJECT_AGE) -> Tally:
-    """Temporary files and S3 multipart uploads left by uploads that died."""
-    count, freed = get_storage().sweep_abandoned(int(min_age.total_seconds()))
+def sweep_abandoned_uploads() -> Tally:
+    """Temporary files and S3 multipart uploads whose writer holds no lease:
+    it died (collect ended its lease) or gave up."""
+    count, freed = get_storage().sweep_abandoned(leases.held_keys)
     return Tally(count=count, bytes=freed)
 
 
-def sweep_orphans(*, now: datetime, min_age: timedelta = MIN_OBJECT_AGE, dry_run: bool = False) -> Tally:
-    """Objects older than `min_age` that no blob, cache entry or upload
-    reservation names.
+def sweep_orphans(*, now: datetime, dry_run: bool = False) -> Tally:
+    """Objects that no blob, cache entry, upload reservation or lease names.
 
-    An object old and unreferenced when its tenant's references are read
-    stays so: the only way a row comes to name an existing object is a
-    presigned upload's completion, which moves the reference from the
-    reservation to the blob in one commit. So the references may be read
-    once per tenant while the listing runs.
+    A writer leases its key before the object exists and ends the lease in
+    the commit that makes a row name it. So references and leases read in
+    one statement after an object was listed name it if anything alive
+    does, and nothing can name it later. A dry run, which ends no lease,
+    counts only live ones.
     """
     store = get_storage()
-    newest = now.replace(tzinfo=UTC).timestamp() - min_age.total_seconds()
     tally = Tally()
-    tenant_id, referenced = None, set()
+    live_since = leases.dead_before(now) if dry_run else None
     for prefix, parts in OBJECT_LAYOUTS.items():
-        for key, size, modified in store.iter_keys(prefix):
+        tenant_id, listed = None, []
+        for key, size, _ in store.iter_keys(prefix):
             segments = key.split("/")
-            if len(segments) != parts or modified >= newest:
+            if len(segments) != parts:
                 continue
-            if segments[1] != tenant_id:
-                tenant_id, referenced = segments[1], _referenced_keys(segments[1])
-            if key in referenced:
-                continue
-            if dry_run:
-                tally.count += 1
-                tally.bytes += size
-            else:
-                tally.count += _delete_objects(store, [(key, size)], tally)
+            if listed and (segments[1] != tenant_id or len(listed) >= LISTED_BATCH):
+                _sweep_listed(store, tenant_id, listed, tally, live_since=live_since, dry_run=dry_run)
+                listed = []
+            tenant_id = segments[1]
+            listed.append((key, size))
+        if listed:
+            _sweep_listed(store, tenant_id, listed, tally, live_since=live_since, dry_run=dry_run)
     return tally
 
 
-def _referenced_keys(tenant_id: str) -> set[str]:
-    """Every key the tenant's rows name, read in one statement (one snapshot)."""
+def _sweep_listed(
+    store: Storage,
+    tenant_id: str,
+    listed: list[tuple[str, int]],
+    tally: Tally,
+    *,
+    live_since: datetime | None,
+    dry_run: bool,
+) -> None:
+    named = _named_keys(tenant_id, live_since)
+    orphans = [(key, size) for key, size in listed if key not in named]
+    if dry_run:
+        tally.count += len(orphans)
+        tally.bytes += sum(size for _, size in orphans)
+    else:
+        tally.count += _delete_objects(store, orphans, tally)
+
+
+def _named_keys(tenant_id: str, live_since: datetime | None) -> set[str]:
+    """Every key the tenant's rows or any lease name, read in one statement
+    (one snapshot)."""
+    held = select(UploadLease.key)
+    if live_since is not None:
+        held = held.where(UploadLease.heartbeat_at >= live_since)
     keys = set(
         db.session.scalars(
             union_all(
@@ -452,6 +486,7 @@ def _referenced_keys(tenant_id: str) -> set[str]:
                     Artifact.tenant_id == tenant_id, Artifact.upload_key.is_not(None)
                 ),
                 select(CacheEntry.storage_key).where(CacheEntry.tenant_id == tenant_id),
+                held,
             )
         )
     )

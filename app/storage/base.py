@@ -7,7 +7,7 @@ backend lacks them.
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote
@@ -92,6 +92,12 @@ class Storage(ABC):
     def delete(self, key: str) -> None:
         """Remove the object; absent objects are not an error."""
 
+    @abstractmethod
+    def copy(self, source: str, target: str) -> None:
+        """Copy an object to a new key, inside the store; ObjectNotFound when
+        the source is absent. Read the target to learn what was copied: the
+        source may be replaced meanwhile."""
+
     def hash_object(self, key: str) -> StoredObject:
         """Read the whole object back and return its size and SHA-256."""
         digest = hashlib.sha256()
@@ -124,8 +130,10 @@ class Storage(ABC):
         """Raise StorageError when the backend cannot serve."""
 
     @abstractmethod
-    def sweep_abandoned(self, older_than_seconds: int) -> tuple[int, int]:
-        """Remove temporary/partial uploads older than the age; (count, bytes)."""
+    def sweep_abandoned(self, live_keys: Callable[[], Collection[str]]) -> tuple[int, int]:
+        """Remove the temporary/partial uploads whose key live_keys() does not
+        name; (count, bytes). The partials are listed first and live_keys
+        called after, so an upload that starts meanwhile is never taken."""
 
     @abstractmethod
     def iter_keys(self, prefix: str) -> Iterator[tuple[str, int, float]]:

@@ -1,6 +1,7 @@
 """Where objects live. Every key is built here from validated parts, never
 from raw request input."""
 
+import hashlib
 import re
 import secrets
 
@@ -26,3 +27,18 @@ def blob_object(tenant_id: str) -> str:
     blob row records where they are.
     """
     return f"blobs/{_part(tenant_id)}/{secrets.token_hex(16)}"
+
+
+def staging_object(tenant_id: str) -> str:
+    """Where one presigned reservation's bytes land.
+
+    Never a blob's key: a presigned URL cannot be revoked, so whatever it
+    writes is copied to a blob key (that no URL names) before it is hashed,
+    and what arrives here afterwards is never read again.
+    """
+    return f"staging/{_part(tenant_id)}/{secrets.token_hex(16)}"
+
+
+def partial_tag(key: str) -> str:
+    """A short, filename-safe digest of a key, for a partial upload's name."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]

@@ -4,12 +4,13 @@ import ctypes
 import io
 import os
 import tempfile
-import time
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
 from .base import ObjectNotFound, Storage, StorageError, StoredObject
+from .keys import partial_tag
 from .streams import CHUNK_SIZE, HashingReader
 
 _TMP_DIR = ".tmp"
@@ -71,7 +72,8 @@ class LocalStorage(Storage):
         self._tmp.mkdir(parents=True, exist_ok=True)
         # The temporary file sits on the same filesystem as the target, so the
         # final rename is atomic: readers see the old object or the new one.
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="put-", suffix=".part")
+        # Named after the key, so gc can tell whose upload it is (sweep_abandoned).
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix=f"put-{partial_tag(key)}-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), _FILE_MODE)
@@ -93,6 +95,17 @@ class LocalStorage(Storage):
                 os.unlink(tmp_name)
             raise
         return StoredObject(key=key, size=reader.size, sha256=reader.sha256)
+
+    def copy(self, source: str, target: str) -> None:
+        # Objects are only ever replaced whole (os.replace), never written in
+        # place: a hard link shares bytes that cannot change.
+        source_path, target_path = self._path(source), self._path(target)
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source_path, target_path)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(source) from exc
+        _fsync_dir(target_path.parent)
 
     def open_read(self, key: str, byte_range: tuple[int, int] | None = None) -> BinaryIO:
         try:
@@ -127,18 +140,22 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageError("local storage is not writable") from exc
 
-    def sweep_abandoned(self, older_than_seconds: int) -> tuple[int, int]:
-        cutoff = time.time() - older_than_seconds
-        count = freed = 0
+    def sweep_abandoned(self, live_keys: Callable[[], Collection[str]]) -> tuple[int, int]:
         if not self._tmp.exists():
             return 0, 0
-        for entry in os.scandir(self._tmp):
+        partials = list(os.scandir(self._tmp))
+        live = {partial_tag(key) for key in live_keys()}
+        count = freed = 0
+        for entry in partials:
+            # put-<tag>-<random>.part; any other name is no upload's.
+            tag = entry.name.split("-")[1] if entry.name.count("-") >= 2 else ""
+            if tag in live:
+                continue
             with suppress(FileNotFoundError):
-                info = entry.stat()
-                if info.st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    count += 1
-                    freed += info.st_size
+                size = entry.stat().st_size
+                os.unlink(entry.path)
+                count += 1
+                freed += size
         return count, freed
 
     def iter_keys(self, prefix: str):

@@ -5,13 +5,13 @@ import logging
 import mmap
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -247,6 +247,21 @@ class S3Storage(Storage):
             # The original error matters more; sweep_abandoned collects the rest.
             logger.warning("could not abort multipart upload %s of %s", upload_id, key, exc_info=True)
 
+    def copy(self, source: str, target: str) -> None:
+        size = self.stat(source)
+        with _neutral_errors(source):
+            if size <= MAX_PART_SIZE:  # CopyObject's own limit
+                self.client.copy_object(
+                    Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+                )
+            else:  # a multipart copy, part by part inside S3
+                self.client.copy(
+                    {"Bucket": self.bucket, "Key": source},
+                    self.bucket,
+                    target,
+                    Config=TransferConfig(multipart_chunksize=self.part_size * 20),
+                )
+
     def open_read(self, key: str, byte_range: tuple[int, int] | None = None) -> BinaryIO:
         params = {"Bucket": self.bucket, "Key": key}
         if byte_range is not None:
@@ -289,25 +304,30 @@ class S3Storage(Storage):
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"S3 bucket {self.bucket!r} is not reachable") from exc
 
-    def sweep_abandoned(self, older_than_seconds: int) -> tuple[int, int]:
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+    def sweep_abandoned(self, live_keys: Callable[[], Collection[str]]) -> tuple[int, int]:
+        with _neutral_errors(self.bucket):
+            uploads = [
+                upload
+                for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
+                for upload in page.get("Uploads", [])
+            ]
+        live = set(live_keys())
         count = freed = 0
         with _neutral_errors(self.bucket):
-            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
-                for upload in page.get("Uploads", []):
-                    if upload["Initiated"] >= cutoff:
+            for upload in uploads:
+                if upload["Key"] in live:
+                    continue
+                try:
+                    size = self._uploaded_bytes(upload["Key"], upload["UploadId"])
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                except ClientError as exc:
+                    if _code(exc) == "NoSuchUpload":  # completed or aborted meanwhile
                         continue
-                    try:
-                        size = self._uploaded_bytes(upload["Key"], upload["UploadId"])
-                        self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                    except ClientError as exc:
-                        if _code(exc) == "NoSuchUpload":  # completed or aborted meanwhile
-                            continue
-                        raise
-                    count += 1
-                    freed += size
+                    raise
+                count += 1
+                freed += size
         return count, freed
 
     def _uploaded_bytes(self, key: str, upload_id: str) -> int:

@@ -1,7 +1,7 @@
 """tenant storage totals, kept by triggers
 
 Revision ID: 5e1f0c2a7b31
-Revises: ff70e6cf847a
+Revises: 3c1f0d5e9a27
 Create Date: 2026-11-28 22:40:00
 
 Quotas, whoami and the cache status read a tenant's stored bytes on every
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = "5e1f0c2a7b31"
-down_revision = "ff70e6cf847a"
+down_revision = "3c1f0d5e9a27"
 branch_labels = None
 depends_on = None
 

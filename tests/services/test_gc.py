@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from app import cli, clock
 from app.extensions import db
 from app.models import Artifact, ArtifactMeta, Blob, CacheEntry, IdempotencyRecord, Link
-from app.services import artifacts, gc, tenants
+from app.services import artifacts, gc, leases, tenants
 from app.storage import ObjectNotFound, get_storage
+from app.storage.keys import partial_tag
 
 pytestmark = pytest.mark.storage
 
@@ -292,22 +293,27 @@ def test_a_cache_entry_replaced_since_it_was_chosen_is_kept(client, auth, monkey
 
 
 @pytest.mark.local_storage
-def test_abandoned_temporary_uploads_older_than_an_hour_go(app):
+def test_partial_uploads_go_at_the_first_gc_after_their_writer_died(app):
+    """Not after an hour: a partial goes as soon as no live lease names its key."""
     tmp = Path(app.config["STORAGE_LOCAL_ROOT"]) / ".tmp"
     tmp.mkdir(parents=True)
-    (tmp / "put-crashed.part").write_bytes(b"x" * 1234)
-    old = time.time() - 2 * 3600
-    os.utime(tmp / "put-crashed.part", (old, old))
-    (tmp / "put-in-flight.part").write_bytes(b"y" * 10)
+    (tmp / f"put-{partial_tag('blobs/t/crashed')}-abc.part").write_bytes(b"x" * 1234)
+    leases.acquire("blobs/t/in-flight")
+    (tmp / f"put-{partial_tag('blobs/t/in-flight')}-def.part").write_bytes(b"y" * 10)
 
     report = run_gc()
 
     assert tally(report.abandoned_uploads) == (1, 1234)
-    assert sorted(p.name for p in tmp.iterdir()) == ["put-in-flight.part"]
+    assert [p.name.split("-")[1] for p in tmp.iterdir()] == [partial_tag("blobs/t/in-flight")]
+
+    # Its writer stops beating: dead after a few intervals, gone at the next gc.
+    clock.advance(timedelta(seconds=app.config["UPLOAD_HEARTBEAT_SECONDS"] * leases.MISSED_BEATS + 1))
+    assert tally(run_gc().abandoned_uploads) == (1, 10)
+    assert list(tmp.iterdir()) == []
 
 
 @pytest.mark.local_storage
-def test_orphans_older_than_an_hour_go_and_referenced_objects_stay(client, auth, tenant_and_key):
+def test_orphans_go_at_once_and_referenced_or_leased_objects_stay(app, client, auth, tenant_and_key):
     tenant = tenant_and_key[0]
     live = upload(client, auth, ttl="never")
     pending = reserve(client, auth, OTHER)
@@ -317,23 +323,22 @@ def test_orphans_older_than_an_hour_go_and_referenced_objects_stay(client, auth,
     for key, data in orphans.items():
         put_object(key, data)
     put_object("blobs/not-our-layout", b"???")  # never touched: not a key gc understands
-    for key in objects():
-        age(key, 2 * HOUR)
-    young = f"blobs/{tenant.id}/in-flight"
-    put_object(young, b"3" * 33)
+    in_flight = f"blobs/{tenant.id}/in-flight"
+    leases.acquire(in_flight)  # written, its row not yet committed
+    put_object(in_flight, b"3" * 33)
 
     report = run_gc()
 
     assert tally(report.orphans) == (2, 33)
-    assert set(objects()) == referenced | {"blobs/not-our-layout", young}
+    assert set(objects()) == referenced | {"blobs/not-our-layout", in_flight}
     assert download(client, auth, live) == DATA
     assert client.post(f"/v1/artifacts/{pending}/complete", headers=auth).status_code == 200
     assert cache_get(client, auth, "aaaa") == 200
 
-    # Its age is measured on the gc's clock.
-    clock.advance(2 * HOUR)
+    # Its lease is measured on the gc's clock.
+    clock.advance(timedelta(seconds=app.config["UPLOAD_HEARTBEAT_SECONDS"] * leases.MISSED_BEATS + 1))
     assert tally(run_gc().orphans) == (1, 33)
-    assert not exists(young)
+    assert not exists(in_flight)
 
 
 # ---------------------------------------------------------------- dry run and report
@@ -602,10 +607,11 @@ def test_s3_orphans_go_and_referenced_objects_stay(s3_bucket, s3_client, client,
     cache_put(client, auth, "aaaa", b"cached")
     referenced = set(objects())
     orphan = f"blobs/{tenant.id}/orphan"
+    lease = leases.acquire(orphan)
     s3_client.put_object(Bucket=s3_bucket, Key=orphan, Body=b"o" * 9)
 
-    assert tally(run_gc().orphans) == (0, 0)  # younger than an hour
-    clock.advance(2 * HOUR)
+    assert tally(run_gc().orphans) == (0, 0)  # its writer is alive
+    leases.release(lease)  # and then gives up
     report = run_gc()
 
     assert tally(report.orphans) == (1, 9)

@@ -2,13 +2,12 @@
 tmp_path, and S3 against a real moto server over HTTP (no mocking inside
 boto3). A `probe` looks behind each backend for half-written uploads."""
 
-import os
 import secrets
-import time
 from pathlib import Path
 
 import pytest
 
+from app.storage.keys import partial_tag
 from app.storage.local import LocalStorage
 from app.storage.s3 import S3Storage
 
@@ -38,13 +37,10 @@ class LocalProbe:
         """Temporary files of uploads in flight or left behind."""
         return sorted(p.name for p in self.tmp.iterdir()) if self.tmp.exists() else []
 
-    def abandon(self, size: int) -> None:
-        """A temporary file some crashed upload left two hours ago."""
+    def abandon(self, size: int, key: str = "staging/crashed") -> None:
+        """A temporary file an upload to `key` left (or is still writing)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
-        path = self.tmp / "put-crashed.part"
-        path.write_bytes(b"x" * size)
-        old = time.time() - 7200
-        os.utime(path, (old, old))
+        (self.tmp / f"put-{partial_tag(key)}-{secrets.token_hex(4)}.part").write_bytes(b"x" * size)
 
 
 class S3Probe:
@@ -57,14 +53,12 @@ class S3Probe:
         uploads = self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
         return sorted(upload["Key"] for upload in uploads)
 
-    def abandon(self, size: int) -> None:
-        """A multipart upload with one part that nobody will complete.
-
-        moto dates every upload in 2010, so it is old to any sweep."""
-        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key="staging/crashed")
+    def abandon(self, size: int, key: str = "staging/crashed") -> None:
+        """A multipart upload with one part to `key`, not completed."""
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
         self.client.upload_part(
             Bucket=self.bucket,
-            Key="staging/crashed",
+            Key=key,
             UploadId=upload["UploadId"],
             PartNumber=1,
             Body=b"x" * size,

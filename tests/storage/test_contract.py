@@ -236,15 +236,30 @@ def test_presign_put(storage):
     assert (stored.size, stored.sha256) == (len(data), sha256(data))
 
 
-def test_sweep_abandoned(storage, probe):
+def test_sweep_abandoned_takes_the_partials_of_keys_no_longer_live(storage, probe):
     put(storage, "k/obj", b"kept")
-    probe.abandon(size=1234)
-    assert probe.leftovers() != []
+    probe.abandon(size=1234, key="staging/crashed")
+    probe.abandon(size=10, key="staging/in-flight")
+    assert len(probe.leftovers()) == 2
+    live = {"staging/in-flight"}
 
-    assert storage.sweep_abandoned(older_than_seconds=0) == (1, 1234)
-    assert probe.leftovers() == []
+    assert storage.sweep_abandoned(lambda: live) == (1, 1234)
+    assert len(probe.leftovers()) == 1
     assert read(storage, "k/obj") == b"kept"
-    assert storage.sweep_abandoned(older_than_seconds=0) == (0, 0)
+
+    live.clear()  # that upload died too
+    assert storage.sweep_abandoned(lambda: live) == (1, 10)
+    assert probe.leftovers() == []
+    assert storage.sweep_abandoned(lambda: live) == (0, 0)
+
+
+def test_copy(storage):
+    put(storage, "staging/t1/src", b"0123456789")
+    storage.copy("staging/t1/src", "blobs/t1/dst")
+    put(storage, "staging/t1/src", b"replaced")  # the copy keeps what it copied
+    assert read(storage, "blobs/t1/dst") == b"0123456789"
+    with pytest.raises(ObjectNotFound):
+        storage.copy("staging/t1/missing", "blobs/t1/other")
 
 
 def test_iter_keys(storage, probe):

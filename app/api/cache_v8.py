@@ -66,9 +66,9 @@ def upload(artifact_hash: str):
     tenant = _tenant()
     headers = cache.ArtifactHeaders(
         duration_ms=parsing.header_int("x-artifact-duration"),
-        tag=parsing.header_str("x-artifact-tag", max_length=1024),
-        git_sha=parsing.header_str("x-artifact-sha", max_length=128),
-        dirty_hash=parsing.header_str("x-artifact-dirty-hash", max_length=128),
+        tag=parsing.stored_header("x-artifact-tag", max_length=1024),
+        git_sha=parsing.stored_header("x-artifact-sha", max_length=128),
+        dirty_hash=parsing.stored_header("x-artifact-dirty-hash", max_length=128),
         client_ci=parsing.header_str("x-artifact-client-ci", max_length=50),
         client_interactive=parsing.header_flag("x-artifact-client-interactive"),
     )

@@ -1,6 +1,7 @@
 """Request → typed values, with every failure an InvalidRequest."""
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -16,6 +17,7 @@ from ..services.validation import METADATA_KEY
 DEFAULT_JSON_LIMIT = 1024 * 1024
 # Room for the multipart boundaries, part headers and text fields.
 FORM_OVERHEAD = 256 * 1024
+PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 
 def json_body(*, default: Any = None, max_bytes: int = DEFAULT_JSON_LIMIT) -> Any:
@@ -60,6 +62,16 @@ def header_str(name: str, *, max_length: int) -> str | None:
         return None
     if len(value) > max_length:
         raise InvalidRequest(f"header {name} may be at most {max_length} characters")
+    return value
+
+
+def stored_header(name: str, *, max_length: int) -> str | None:
+    """A header value kept with an entry and sent back verbatim on later
+    responses: printable ASCII only. gunicorn refuses a response header with
+    a control character, so one stored here would break every later read."""
+    value = header_str(name, max_length=max_length)
+    if value is not None and not PRINTABLE_ASCII.fullmatch(value):
+        raise InvalidRequest(f"header {name} may contain only printable ASCII characters")
     return value
 
 

@@ -211,12 +211,23 @@ BAD_V8_HEADERS = [
     ("x-artifact-duration", "NaN"),
     ("x-artifact-client-interactive", "2"),
     ("x-artifact-client-interactive", "yes"),
+    # Sent back verbatim on every GET and HEAD, where gunicorn refuses a
+    # control character: printable ASCII only.
+    ("x-artifact-tag", "sig\x01nature"),
+    ("x-artifact-tag", "sig\x7fnature"),
+    ("x-artifact-tag", "sig\tnature"),
+    ("x-artifact-tag", "sig\x1bnature"),
+    ("x-artifact-tag", "signatüre"),
+    ("x-artifact-sha", "9f2c1e0d\x01"),
+    ("x-artifact-sha", "9f2c1e0d\x7f"),
+    ("x-artifact-dirty-hash", "d1r7y\x01"),
+    ("x-artifact-dirty-hash", "d1r7y\x7f"),
 ]
 
 
 def test_v8_put_with_a_bad_header_is_400_and_stores_nothing(refusals, client, auth):
     for name, value in BAD_V8_HEADERS:
-        label = f"{name}: {value[:12]} ({len(value)} chars)"
+        label = f"{name}: {value[:12]!r} ({len(value)} chars)"
         refusals.send(label, "PUT", f"/v8/artifacts/{HASH}", data=b"body", headers={name: value})
     refusals.assert_all_refused()
     assert client.get(f"/v8/artifacts/{HASH}", headers=auth).status_code == 404
@@ -236,6 +247,19 @@ def test_v8_put_header_limits_are_inclusive(client, auth):
     got = client.get(f"/v8/artifacts/{HASH}", headers=auth)
     assert got.headers["x-artifact-tag"] == "t" * 1024
     assert got.headers["x-artifact-duration"] == str(2**63 - 1)
+
+
+def test_v8_put_keeps_every_printable_ascii_character(client, auth):
+    printable = "".join(chr(code) for code in range(0x20, 0x7F))
+    headers = {"x-artifact-tag": f"<{printable}>", "x-artifact-sha": "s" + printable[:100]}
+
+    assert client.put(f"/v8/artifacts/{HASH}", data=b"body", headers={**auth, **headers}).status_code == 202
+
+    got = client.get(f"/v8/artifacts/{HASH}", headers=auth)
+    assert (got.headers["x-artifact-tag"], got.headers["x-artifact-sha"]) == (
+        headers["x-artifact-tag"],
+        headers["x-artifact-sha"],
+    )
 
 
 def test_an_oversized_authorization_header_is_401(refusals):

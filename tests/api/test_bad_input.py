@@ -621,6 +621,67 @@ def test_invalid_utf8_in_multipart_text_is_400(refusals, body):
     refusals.assert_all_refused()
 
 
+# Names that show as something they are not; the SDK's pull writes them to disk.
+INVISIBLE_FILENAMES = {
+    "right-to-left-override": "invoice\u202etxt.exe",
+    "left-to-right-isolate": "a\u2066b.txt",
+    "pop-directional-isolate": "report.pdf\u2069",
+    "arabic-letter-mark": "a\u061c.txt",
+    "zero-width-space": "report\u200b.pdf",
+    "zero-width-joiner": "a\u200d.txt",
+    "word-joiner": "a\u2060.txt",
+    "byte-order-mark": "\ufeffa.txt",
+    "soft-hyphen": "re\u00adport.pdf",
+    "line-separator": "a\u2028b.txt",
+    "paragraph-separator": "a\u2029b.txt",
+    "hangul-filler": "a\u3164.txt",
+    "combining-grapheme-joiner": "a\u034f.txt",
+    "variation-selector": "a\ufe0f.txt",
+    "tag-character": "a\U000e0041.txt",
+}
+
+
+def test_invisible_and_direction_changing_filename_characters_are_400(refusals):
+    for label, name in INVISIBLE_FILENAMES.items():
+        upload_json(refusals, f"json {label}", filename=name)
+        body = {"filename": name, "size_bytes": 10}
+        refusals.send(f"reserve {label}", "POST", "/v1/artifacts/upload-url", json=body)
+        encoded = name.encode()
+        refusals.send(
+            f"multipart part {label}",
+            "POST",
+            "/v1/artifacts",
+            data=multipart(file_part(encoded)),
+            headers=MULTIPART,
+        )
+        refusals.send(
+            f"multipart field {label}",
+            "POST",
+            "/v1/artifacts",
+            data=multipart(text_part("filename", encoded), file_part()),
+            headers=MULTIPART,
+        )
+    refusals.assert_all_refused()
+
+
+def test_the_refusal_names_the_character(client, auth):
+    body = {"filename": "invoice\u202etxt.exe", "content": B64}
+
+    message = client.post("/v1/artifacts", json=body, headers=auth).get_json()["error"]["message"]
+
+    assert "U+202E" in message and "RIGHT-TO-LEFT OVERRIDE" in message
+
+
+@pytest.mark.parametrize("name", ["résumé final.pdf", "日本語.txt", "🚀.tar.gz", "Ελληνικά.md", "עברית.txt"])
+def test_visible_unicode_filenames_are_kept(client, auth, name):
+    body = {"filename": name, "content": B64}
+
+    response = client.post("/v1/artifacts", json=body, headers=auth)
+
+    assert response.status_code == 201, response.data
+    assert response.get_json()["filename"] == name
+
+
 def test_the_form_field_limit_does_not_refuse_a_large_file_part(client, auth):
     # Fails whenever a 64 KiB read ends with a CR or LF near its end (kept
     # back as a possible boundary start): likely for random bytes, certain

@@ -24,12 +24,17 @@ def json_body(*, default: Any = None, max_bytes: int = DEFAULT_JSON_LIMIT) -> An
     """The parsed JSON body; `default` when the body is empty."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise FileTooLarge(f"the JSON body may be at most {max_bytes} bytes")
-    request.max_content_length = max_bytes
     if request.content_length == 0 or (
         request.content_length is None and "chunked" not in request.headers.get("Transfer-Encoding", "")
     ):
         return default
+    # A chunked body announces no length, and Werkzeug stops reading one at
+    # max_content_length without a word: allow one byte more, so that a body
+    # over the cap shows as one rather than as JSON cut short.
+    request.max_content_length = max_bytes + 1
     try:
+        if len(request.get_data(cache=True)) > max_bytes:
+            raise FileTooLarge(f"the JSON body may be at most {max_bytes} bytes")
         return request.get_json(force=True, silent=False)
     except RequestEntityTooLarge:
         raise FileTooLarge(f"the JSON body may be at most {max_bytes} bytes") from None

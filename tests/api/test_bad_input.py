@@ -9,6 +9,7 @@ reports every one that was not refused properly.
 """
 
 import base64
+import io
 import json
 import random
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from app.api.parsing import DEFAULT_JSON_LIMIT
 from app.models import (
     Artifact,
     ArtifactMeta,
@@ -136,6 +138,65 @@ JSON_OBJECT_ROUTES = {
 def test_json_that_is_not_an_object_is_400(refusals, path):
     for label, raw in NOT_AN_OBJECT.items():
         refusals.send(label, "POST", path, data=raw, headers=JSON)
+    refusals.assert_all_refused()
+
+
+def chunked_json(body: dict, size: int) -> dict:
+    """Request arguments for `body` padded with spaces to `size` bytes, sent
+    without a length as a server that decodes chunked framing hands it over."""
+    raw = json.dumps(body).encode()
+    return {
+        "input_stream": io.BytesIO(raw + b" " * (size - len(raw))),
+        "headers": {**JSON, "Transfer-Encoding": "chunked"},
+        "environ_overrides": {"wsgi.input_terminated": True},
+    }
+
+
+# Valid JSON on each route, so that only the size can be wrong.
+CHUNKED_JSON_ROUTES = {
+    "v8-query": ("/v8/artifacts", {"hashes": [HASH]}, DEFAULT_JSON_LIMIT),
+    "v8-events": ("/v8/artifacts/events", [EVENT], DEFAULT_JSON_LIMIT),
+    "upload-url": ("/v1/artifacts/upload-url", {"filename": "a.bin", "size_bytes": 5}, DEFAULT_JSON_LIMIT),
+    "links": ("/v1/artifacts/{id}/links", {}, DEFAULT_JSON_LIMIT),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "limit"), CHUNKED_JSON_ROUTES.values(), ids=CHUNKED_JSON_ROUTES.keys()
+)
+def test_a_chunked_json_body_over_its_cap_is_413(refusals, path, body, limit):
+    for size in (limit + 1, limit + 64 * 1024, 3 * limit):
+        refusals.send(
+            f"{size} bytes", "POST", path, status=413, code="file_too_large", **chunked_json(body, size)
+        )
+    refusals.assert_all_refused()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "limit"), CHUNKED_JSON_ROUTES.values(), ids=CHUNKED_JSON_ROUTES.keys()
+)
+def test_a_chunked_json_body_of_exactly_its_cap_is_read(refusals, client, auth, path, body, limit):
+    request = chunked_json(body, limit)
+    request["headers"].update(auth)
+
+    response = client.post(path.format(id=refusals.artifact_id), **request)
+
+    assert response.status_code in (200, 201), response.data
+
+
+def test_a_chunked_json_upload_over_its_cap_is_413(app, refusals, monkeypatch):
+    monkeypatch.setitem(app.config, "JSON_UPLOAD_MAX_BYTES", 3000)
+    cap = 3000 * 4 // 3 + 64 * 1024  # base64 and room for the other fields
+    body = {"filename": "a.txt", "content": B64}
+    for size in (cap + 1, 2 * cap):
+        refusals.send(
+            f"{size} bytes",
+            "POST",
+            "/v1/artifacts",
+            status=413,
+            code="file_too_large",
+            **chunked_json(body, size),
+        )
     refusals.assert_all_refused()
 
 

@@ -7,7 +7,7 @@ from flask.sessions import SessionInterface
 
 from config import Config
 
-from . import transactions
+from . import headers, transactions
 from .errors import register_error_handlers
 from .extensions import db, migrate
 from .fast_input import FastInputMiddleware
@@ -49,6 +49,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     transactions.init_app(app)
     init_rate_limits(app)
     register_error_handlers(app)
+    headers.init_app(app)
 
     from . import accounting
     from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1

@@ -128,6 +128,15 @@ class Config:
     # Proxies in front of Hoard whose X-Forwarded-* headers are trusted.
     TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
 
+    # Without PUBLIC_BASE_URL, links and signed URLs are built from the
+    # request's Host, which is believed only when it names this server:
+    # loopback, this machine's hostname, the address gunicorn is bound to,
+    # or one of these names (comma-separated; ".example.com" also matches its
+    # subdomains, "*" any name at all).
+    ALLOWED_HOSTS = tuple(
+        name.strip().lower() for name in os.environ.get("ALLOWED_HOSTS", "").split(",") if name.strip()
+    )
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
     # gunicorn's access log, read by gunicorn.conf.py: "-" (stdout), a file

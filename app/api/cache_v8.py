@@ -75,7 +75,9 @@ def upload(artifact_hash: str):
     cache.put_artifact(
         tenant, artifact_hash, parsing.body_stream(), content_length=request.content_length, headers=headers
     )
-    return jsonify(urls=[f"{parsing.base_url()}/v8/artifacts/{artifact_hash}"]), 202
+    # turbo ignores these URLs: a Host this server does not answer to gets a
+    # bare path rather than a failed upload.
+    return jsonify(urls=[f"{parsing.base_url_if_allowed()}/v8/artifacts/{artifact_hash}"]), 202
 
 
 @_route("/<path:artifact_hash>", methods=["GET", "HEAD"])

@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -143,8 +144,62 @@ def _part_filename(part) -> str | None:
 
 
 def base_url() -> str:
-    """Where links and signed URLs point: PUBLIC_BASE_URL, else this request's host."""
-    return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+    """Where links and signed URLs point: PUBLIC_BASE_URL, else this request's
+    host if it names this server. Any other Host is refused: a link or signed
+    URL must never point wherever a request's Host says."""
+    configured = current_app.config["PUBLIC_BASE_URL"]
+    if configured:
+        return configured
+    if not _host_allowed():
+        host = request.host[:100]
+        raise InvalidRequest(
+            f"the Host {host!r} is not a name this server answers to: set PUBLIC_BASE_URL, "
+            "or add the name to ALLOWED_HOSTS"
+        )
+    return request.host_url.rstrip("/")
+
+
+def base_url_if_allowed() -> str:
+    """base_url(), or "" (so that a URL is a bare path) where the Host is not
+    allowed: for URLs a client only reads, which must not fail the request."""
+    configured = current_app.config["PUBLIC_BASE_URL"]
+    if configured:
+        return configured
+    return request.host_url.rstrip("/") if _host_allowed() else ""
+
+
+# Loopback under every name it goes by, and this machine's own name.
+_OWN_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", socket.gethostname().lower()})
+# What a server bound to every interface reports as its name: no name at all.
+_WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]"})
+
+
+def _host_allowed() -> bool:
+    name = _host_name(request.host)
+    if not name:
+        return False  # missing, or characters no host name has
+    if name in _OWN_NAMES:
+        return True
+    # The address the server itself reports, not the one ProxyFix copied
+    # from X-Forwarded-Host over it.
+    environ = request.environ.get("werkzeug.proxy_fix.orig") or request.environ
+    server_name = _host_name(environ.get("SERVER_NAME") or "")
+    if name == server_name and server_name not in _WILDCARD_ADDRESSES:
+        return True
+    for entry in current_app.config["ALLOWED_HOSTS"]:
+        allowed = _host_name(entry)
+        if allowed == "*" or name == allowed.lstrip(".") or (allowed[:1] == "." and name.endswith(allowed)):
+            return True
+    return False
+
+
+def _host_name(host: str) -> str:
+    """`host[:port]` → the lowercase name, IPv6 addresses in brackets."""
+    if ":" in host and not host.startswith("["):
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else f"[{host}]"
+    elif host.startswith("["):
+        host = host[: host.find("]") + 1]
+    return host.lower().rstrip(".")
 
 
 def artifact_filters(args) -> ListFilters:

@@ -26,9 +26,9 @@ _HEADERS = {
     for uploaded_content in (False, True)
 }
 
-# The routes whose body is bytes a user uploaded (their Content-Disposition,
-# `attachment`, is set where the download is built: responses.py, and the
-# presigned GET in storage).
+# The routes whose body is bytes a user uploaded. The /v1 ones also go out
+# as attachments, a header built with the download (storage/base.py
+# content_disposition, for Hoard's answers and presigned GETs alike).
 UPLOADED_CONTENT_ENDPOINTS = frozenset({"cache.download", "public.signed_download", "public.link_download"})
 
 

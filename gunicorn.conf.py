@@ -32,8 +32,14 @@ keepalive = 75
 # Large headers (x-artifact-tag) are small in practice; keep gunicorn's limits.
 limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = "-"
 errorlog = "-"
+
+# The access log: destination and format from config.py (ACCESS_LOG,
+# ACCESS_LOG_FORMAT), and capability tokens in paths redacted.
+accesslog = Config.ACCESS_LOG
+if Config.ACCESS_LOG_FORMAT:
+    access_log_format = Config.ACCESS_LOG_FORMAT
+logger_class = "app.access_log.RedactingLogger"
 
 
 # glibc's mallopt(3) parameters.

@@ -7,7 +7,7 @@ from flask.sessions import SessionInterface
 
 from config import Config
 
-from . import ratelimit, transactions
+from . import headers, ratelimit, transactions
 from .api.cache_reads import CacheReads
 from .errors import register_error_handlers
 from .extensions import db, migrate
@@ -51,6 +51,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     transactions.init_app(app)
     ratelimit.init_app(app)
     register_error_handlers(app)
+    headers.init_app(app)
 
     from . import accounting
     from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1

@@ -52,6 +52,18 @@ def current_principal() -> Principal | None:
     return g.hoard_principal
 
 
+def presented_valid_key() -> bool:
+    """Whether the request presented a valid key, without a lookup of its own.
+
+    Nearly every request has looked its key up by the time it is answered
+    (the rate limiter keys on it); one that has not is taken at its word if
+    it presented a well-formed key, erring towards treating it as private.
+    """
+    if "hoard_principal" in g:
+        return g.hoard_principal is not None
+    return bearer_key(request.headers.get("Authorization")) is not None
+
+
 def require_principal() -> Principal:
     principal = current_principal()
     if principal is None:

@@ -115,5 +115,6 @@ def extend_ttl(artifact_id: str):
 def create_link(artifact_id: str):
     tenant = require_tenant()
     body = parsing.json_object(default={})
+    base_url = parsing.base_url()  # before the link exists: a refused Host makes none
     link = links.create_link(tenant, artifact_id, expires_in=body.get("expires_in"))
-    return jsonify(serializers.link(link, f"{parsing.base_url()}/dl/{link.id}")), 201
+    return jsonify(serializers.link(link, f"{base_url}/dl/{link.id}")), 201

@@ -100,7 +100,7 @@ def answer(environ: dict, artifact_hash: str) -> Response:
     if outcome is not None:
         for name, value in outcome.headers():
             response.headers[name] = value
-    for name, value in security_headers(authenticated=tenant_id is not None, uploaded_content=False):
+    for name, value in security_headers(authenticated=tenant_id is not None, uploaded_content=True):
         response.headers[name] = value
     if tenant_id is not None:
         usage.count_request(tenant_id)

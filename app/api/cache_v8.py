@@ -67,16 +67,18 @@ def upload(artifact_hash: str):
     tenant = _tenant()
     headers = cache.ArtifactHeaders(
         duration_ms=parsing.header_int("x-artifact-duration"),
-        tag=parsing.header_str("x-artifact-tag", max_length=1024),
-        git_sha=parsing.header_str("x-artifact-sha", max_length=128),
-        dirty_hash=parsing.header_str("x-artifact-dirty-hash", max_length=128),
+        tag=parsing.stored_header("x-artifact-tag", max_length=1024),
+        git_sha=parsing.stored_header("x-artifact-sha", max_length=128),
+        dirty_hash=parsing.stored_header("x-artifact-dirty-hash", max_length=128),
         client_ci=parsing.header_str("x-artifact-client-ci", max_length=50),
         client_interactive=parsing.header_flag("x-artifact-client-interactive"),
     )
     cache.put_artifact(
         tenant, artifact_hash, parsing.body_stream(), content_length=request.content_length, headers=headers
     )
-    return jsonify(urls=[f"{parsing.base_url()}/v8/artifacts/{artifact_hash}"]), 202
+    # turbo ignores these URLs: a Host this server does not answer to gets a
+    # bare path rather than a failed upload.
+    return jsonify(urls=[f"{parsing.base_url_if_allowed()}/v8/artifacts/{artifact_hash}"]), 202
 
 
 @_route("/<path:artifact_hash>", methods=["GET", "HEAD"])

@@ -1,6 +1,8 @@
 """Request → typed values, with every failure an InvalidRequest."""
 
 import os
+import re
+import socket
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -16,18 +18,24 @@ from ..services.validation import METADATA_KEY
 DEFAULT_JSON_LIMIT = 1024 * 1024
 # Room for the multipart boundaries, part headers and text fields.
 FORM_OVERHEAD = 256 * 1024
+PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 
 def json_body(*, default: Any = None, max_bytes: int = DEFAULT_JSON_LIMIT) -> Any:
     """The parsed JSON body; `default` when the body is empty."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise FileTooLarge(f"the JSON body may be at most {max_bytes} bytes")
-    request.max_content_length = max_bytes
     if request.content_length == 0 or (
         request.content_length is None and "chunked" not in request.headers.get("Transfer-Encoding", "")
     ):
         return default
+    # A chunked body announces no length, and Werkzeug stops reading one at
+    # max_content_length without a word: allow one byte more, so that a body
+    # over the cap shows as one rather than as JSON cut short.
+    request.max_content_length = max_bytes + 1
     try:
+        if len(request.get_data(cache=True)) > max_bytes:
+            raise FileTooLarge(f"the JSON body may be at most {max_bytes} bytes")
         return request.get_json(force=True, silent=False)
     except RequestEntityTooLarge:
         raise FileTooLarge(f"the JSON body may be at most {max_bytes} bytes") from None
@@ -60,6 +68,16 @@ def header_str(name: str, *, max_length: int) -> str | None:
         return None
     if len(value) > max_length:
         raise InvalidRequest(f"header {name} may be at most {max_length} characters")
+    return value
+
+
+def stored_header(name: str, *, max_length: int) -> str | None:
+    """A header value kept with an entry and sent back verbatim on later
+    responses: printable ASCII only. gunicorn refuses a response header with
+    a control character, so one stored here would break every later read."""
+    value = header_str(name, max_length=max_length)
+    if value is not None and not PRINTABLE_ASCII.fullmatch(value):
+        raise InvalidRequest(f"header {name} may contain only printable ASCII characters")
     return value
 
 
@@ -126,8 +144,62 @@ def _part_filename(part) -> str | None:
 
 
 def base_url() -> str:
-    """Where links and signed URLs point: PUBLIC_BASE_URL, else this request's host."""
-    return current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+    """Where links and signed URLs point: PUBLIC_BASE_URL, else this request's
+    host if it names this server. Any other Host is refused: a link or signed
+    URL must never point wherever a request's Host says."""
+    configured = current_app.config["PUBLIC_BASE_URL"]
+    if configured:
+        return configured
+    if not _host_allowed():
+        host = request.host[:100]
+        raise InvalidRequest(
+            f"the Host {host!r} is not a name this server answers to: set PUBLIC_BASE_URL, "
+            "or add the name to ALLOWED_HOSTS"
+        )
+    return request.host_url.rstrip("/")
+
+
+def base_url_if_allowed() -> str:
+    """base_url(), or "" (so that a URL is a bare path) where the Host is not
+    allowed: for URLs a client only reads, which must not fail the request."""
+    configured = current_app.config["PUBLIC_BASE_URL"]
+    if configured:
+        return configured
+    return request.host_url.rstrip("/") if _host_allowed() else ""
+
+
+# Loopback under every name it goes by, and this machine's own name.
+_OWN_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", socket.gethostname().lower()})
+# What a server bound to every interface reports as its name: no name at all.
+_WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]"})
+
+
+def _host_allowed() -> bool:
+    name = _host_name(request.host)
+    if not name:
+        return False  # missing, or characters no host name has
+    if name in _OWN_NAMES:
+        return True
+    # The address the server itself reports, not the one ProxyFix copied
+    # from X-Forwarded-Host over it.
+    environ = request.environ.get("werkzeug.proxy_fix.orig") or request.environ
+    server_name = _host_name(environ.get("SERVER_NAME") or "")
+    if name == server_name and server_name not in _WILDCARD_ADDRESSES:
+        return True
+    for entry in current_app.config["ALLOWED_HOSTS"]:
+        allowed = _host_name(entry)
+        if allowed == "*" or name == allowed.lstrip(".") or (allowed[:1] == "." and name.endswith(allowed)):
+            return True
+    return False
+
+
+def _host_name(host: str) -> str:
+    """`host[:port]` → the lowercase name, IPv6 addresses in brackets."""
+    if ":" in host and not host.startswith("["):
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else f"[{host}]"
+    elif host.startswith("["):
+        host = host[: host.find("]") + 1]
+    return host.lower().rstrip(".")
 
 
 def artifact_filters(args) -> ListFilters:

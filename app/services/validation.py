@@ -3,8 +3,10 @@
 import json
 import mimetypes
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 
 from ..clock import now
 from ..errors import InvalidRequest, TtlExceedsPlanLimit
@@ -45,6 +47,35 @@ def _has_control(text: str) -> bool:
     )
 
 
+# Code points that draw as nothing or reorder the text around them, so that a
+# name shows as another (`invoice\u202etxt.exe` reads as `invoiceexe.txt`):
+# format characters (bidi overrides and isolates, zero-width spaces and
+# joiners, the BOM, soft hyphens, tags), line and paragraph separators, and
+# the rest of what Unicode marks Default_Ignorable_Code_Point.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp"})
+_INVISIBLE_CODE_POINTS = frozenset(
+    chain(
+        [0x034F, 0x2065, 0x3164, 0xFFA0],  # grapheme joiner, unassigned, Hangul fillers
+        range(0x115F, 0x1161),  # Hangul fillers
+        range(0x17B4, 0x17B6),  # Khmer inherent vowels
+        range(0x180B, 0x1810),  # Mongolian variation selectors and vowel separator
+        range(0xFE00, 0xFE10),  # variation selectors
+        range(0xFFF0, 0xFFF9),  # unassigned, reserved as ignorable
+        range(0xE0000, 0xE1000),  # tags, variation selectors supplement
+    )
+)
+
+
+def _invisible(text: str) -> str | None:
+    """The first character of `text` that is invisible or changes direction."""
+    if text.isascii():
+        return None
+    for c in text:
+        if ord(c) in _INVISIBLE_CODE_POINTS or unicodedata.category(c) in _INVISIBLE_CATEGORIES:
+            return c
+    return None
+
+
 def _storable(text: str) -> bool:
     """Text every database keeps: no NUL (PostgreSQL refuses it), no lone surrogates."""
     return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
@@ -64,6 +95,14 @@ def filename(value: object) -> str:
         raise InvalidRequest("filename must be 1-255 characters")
     if "/" in value or "\\" in value or _has_control(value) or value in (".", ".."):
         raise InvalidRequest("filename may not contain '/', '\\' or control characters")
+    # The SDK's pull also writes the file under this name, where a downloader
+    # sees it shown as something it is not.
+    if (c := _invisible(value)) is not None:
+        name = unicodedata.name(c, "unnamed")
+        raise InvalidRequest(
+            f"filename may not contain U+{ord(c):04X} ({name}): invisible and "
+            "direction-changing characters are refused"
+        )
     return value
 
 

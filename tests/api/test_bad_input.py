@@ -9,6 +9,7 @@ reports every one that was not refused properly.
 """
 
 import base64
+import io
 import json
 import random
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from app.api.parsing import DEFAULT_JSON_LIMIT
 from app.models import (
     Artifact,
     ArtifactMeta,
@@ -139,6 +141,65 @@ def test_json_that_is_not_an_object_is_400(refusals, path):
     refusals.assert_all_refused()
 
 
+def chunked_json(body: dict, size: int) -> dict:
+    """Request arguments for `body` padded with spaces to `size` bytes, sent
+    without a length as a server that decodes chunked framing hands it over."""
+    raw = json.dumps(body).encode()
+    return {
+        "input_stream": io.BytesIO(raw + b" " * (size - len(raw))),
+        "headers": {**JSON, "Transfer-Encoding": "chunked"},
+        "environ_overrides": {"wsgi.input_terminated": True},
+    }
+
+
+# Valid JSON on each route, so that only the size can be wrong.
+CHUNKED_JSON_ROUTES = {
+    "v8-query": ("/v8/artifacts", {"hashes": [HASH]}, DEFAULT_JSON_LIMIT),
+    "v8-events": ("/v8/artifacts/events", [EVENT], DEFAULT_JSON_LIMIT),
+    "upload-url": ("/v1/artifacts/upload-url", {"filename": "a.bin", "size_bytes": 5}, DEFAULT_JSON_LIMIT),
+    "links": ("/v1/artifacts/{id}/links", {}, DEFAULT_JSON_LIMIT),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "limit"), CHUNKED_JSON_ROUTES.values(), ids=CHUNKED_JSON_ROUTES.keys()
+)
+def test_a_chunked_json_body_over_its_cap_is_413(refusals, path, body, limit):
+    for size in (limit + 1, limit + 64 * 1024, 3 * limit):
+        refusals.send(
+            f"{size} bytes", "POST", path, status=413, code="file_too_large", **chunked_json(body, size)
+        )
+    refusals.assert_all_refused()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "limit"), CHUNKED_JSON_ROUTES.values(), ids=CHUNKED_JSON_ROUTES.keys()
+)
+def test_a_chunked_json_body_of_exactly_its_cap_is_read(refusals, client, auth, path, body, limit):
+    request = chunked_json(body, limit)
+    request["headers"].update(auth)
+
+    response = client.post(path.format(id=refusals.artifact_id), **request)
+
+    assert response.status_code in (200, 201), response.data
+
+
+def test_a_chunked_json_upload_over_its_cap_is_413(app, refusals, monkeypatch):
+    monkeypatch.setitem(app.config, "JSON_UPLOAD_MAX_BYTES", 3000)
+    cap = 3000 * 4 // 3 + 64 * 1024  # base64 and room for the other fields
+    body = {"filename": "a.txt", "content": B64}
+    for size in (cap + 1, 2 * cap):
+        refusals.send(
+            f"{size} bytes",
+            "POST",
+            "/v1/artifacts",
+            status=413,
+            code="file_too_large",
+            **chunked_json(body, size),
+        )
+    refusals.assert_all_refused()
+
+
 def test_a_utf8_encoded_lone_surrogate_in_a_filename_is_400(refusals):
     # Python's json decodes bytes with surrogatepass: the surrogate reaches
     # the filename rule, which must refuse it (it has no UTF-8 form to store).
@@ -211,12 +272,23 @@ BAD_V8_HEADERS = [
     ("x-artifact-duration", "NaN"),
     ("x-artifact-client-interactive", "2"),
     ("x-artifact-client-interactive", "yes"),
+    # Sent back verbatim on every GET and HEAD, where gunicorn refuses a
+    # control character: printable ASCII only.
+    ("x-artifact-tag", "sig\x01nature"),
+    ("x-artifact-tag", "sig\x7fnature"),
+    ("x-artifact-tag", "sig\tnature"),
+    ("x-artifact-tag", "sig\x1bnature"),
+    ("x-artifact-tag", "signatüre"),
+    ("x-artifact-sha", "9f2c1e0d\x01"),
+    ("x-artifact-sha", "9f2c1e0d\x7f"),
+    ("x-artifact-dirty-hash", "d1r7y\x01"),
+    ("x-artifact-dirty-hash", "d1r7y\x7f"),
 ]
 
 
 def test_v8_put_with_a_bad_header_is_400_and_stores_nothing(refusals, client, auth):
     for name, value in BAD_V8_HEADERS:
-        label = f"{name}: {value[:12]} ({len(value)} chars)"
+        label = f"{name}: {value[:12]!r} ({len(value)} chars)"
         refusals.send(label, "PUT", f"/v8/artifacts/{HASH}", data=b"body", headers={name: value})
     refusals.assert_all_refused()
     assert client.get(f"/v8/artifacts/{HASH}", headers=auth).status_code == 404
@@ -236,6 +308,19 @@ def test_v8_put_header_limits_are_inclusive(client, auth):
     got = client.get(f"/v8/artifacts/{HASH}", headers=auth)
     assert got.headers["x-artifact-tag"] == "t" * 1024
     assert got.headers["x-artifact-duration"] == str(2**63 - 1)
+
+
+def test_v8_put_keeps_every_printable_ascii_character(client, auth):
+    printable = "".join(chr(code) for code in range(0x20, 0x7F))
+    headers = {"x-artifact-tag": f"<{printable}>", "x-artifact-sha": "s" + printable[:100]}
+
+    assert client.put(f"/v8/artifacts/{HASH}", data=b"body", headers={**auth, **headers}).status_code == 202
+
+    got = client.get(f"/v8/artifacts/{HASH}", headers=auth)
+    assert (got.headers["x-artifact-tag"], got.headers["x-artifact-sha"]) == (
+        headers["x-artifact-tag"],
+        headers["x-artifact-sha"],
+    )
 
 
 def test_an_oversized_authorization_header_is_401(refusals):
@@ -595,6 +680,67 @@ def test_bad_multipart_is_400_and_stores_nothing(refusals):
 def test_invalid_utf8_in_multipart_text_is_400(refusals, body):
     refusals.send("invalid UTF-8", "POST", "/v1/artifacts", data=body, headers=MULTIPART)
     refusals.assert_all_refused()
+
+
+# Names that show as something they are not; the SDK's pull writes them to disk.
+INVISIBLE_FILENAMES = {
+    "right-to-left-override": "invoice\u202etxt.exe",
+    "left-to-right-isolate": "a\u2066b.txt",
+    "pop-directional-isolate": "report.pdf\u2069",
+    "arabic-letter-mark": "a\u061c.txt",
+    "zero-width-space": "report\u200b.pdf",
+    "zero-width-joiner": "a\u200d.txt",
+    "word-joiner": "a\u2060.txt",
+    "byte-order-mark": "\ufeffa.txt",
+    "soft-hyphen": "re\u00adport.pdf",
+    "line-separator": "a\u2028b.txt",
+    "paragraph-separator": "a\u2029b.txt",
+    "hangul-filler": "a\u3164.txt",
+    "combining-grapheme-joiner": "a\u034f.txt",
+    "variation-selector": "a\ufe0f.txt",
+    "tag-character": "a\U000e0041.txt",
+}
+
+
+def test_invisible_and_direction_changing_filename_characters_are_400(refusals):
+    for label, name in INVISIBLE_FILENAMES.items():
+        upload_json(refusals, f"json {label}", filename=name)
+        body = {"filename": name, "size_bytes": 10}
+        refusals.send(f"reserve {label}", "POST", "/v1/artifacts/upload-url", json=body)
+        encoded = name.encode()
+        refusals.send(
+            f"multipart part {label}",
+            "POST",
+            "/v1/artifacts",
+            data=multipart(file_part(encoded)),
+            headers=MULTIPART,
+        )
+        refusals.send(
+            f"multipart field {label}",
+            "POST",
+            "/v1/artifacts",
+            data=multipart(text_part("filename", encoded), file_part()),
+            headers=MULTIPART,
+        )
+    refusals.assert_all_refused()
+
+
+def test_the_refusal_names_the_character(client, auth):
+    body = {"filename": "invoice\u202etxt.exe", "content": B64}
+
+    message = client.post("/v1/artifacts", json=body, headers=auth).get_json()["error"]["message"]
+
+    assert "U+202E" in message and "RIGHT-TO-LEFT OVERRIDE" in message
+
+
+@pytest.mark.parametrize("name", ["résumé final.pdf", "日本語.txt", "🚀.tar.gz", "Ελληνικά.md", "עברית.txt"])
+def test_visible_unicode_filenames_are_kept(client, auth, name):
+    body = {"filename": name, "content": B64}
+
+    response = client.post("/v1/artifacts", json=body, headers=auth)
+
+    assert response.status_code == 201, response.data
+    assert response.get_json()["filename"] == name
 
 
 def test_the_form_field_limit_does_not_refuse_a_large_file_part(client, auth):

@@ -142,6 +142,8 @@ def test_cache_read_headers_match_the_flask_paths(limited_app, app):
         assert response.headers["X-RateLimit-Limit"] == str(BURST)
         assert response.headers["X-RateLimit-Remaining"] == str(remaining)
         assert int(response.headers["X-RateLimit-Reset"]) >= int(time.time())
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "private, no-store"
 
 
 def _redis_app(app, tmp_path, strategy: str):

@@ -62,6 +62,10 @@ def test_cache_put_and_x_accel_get_through_nginx(proxied):
     assert got.headers["x-artifact-tag"] == "sig"
     assert "Content-Encoding" not in got.headers
     assert "X-Accel-Redirect" not in got.headers
+    # nginx serves the file itself: Hoard's security headers must survive it.
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Content-Security-Policy"] == "sandbox"
+    assert got.headers["Cache-Control"] == "private, no-store"
 
 
 def test_chunked_upload_streams_through_nginx(proxied):
@@ -125,3 +129,8 @@ def test_v1_download_url_and_link_through_nginx(proxied):
     public = requests.get(link["url"])
     assert public.status_code == 200
     assert public.content == b"%PDF-1.4 hello"
+    for download in (blob, partial, public):
+        assert download.headers["Content-Disposition"].startswith("attachment;")
+        assert download.headers["X-Content-Type-Options"] == "nosniff"
+        assert download.headers["Content-Security-Policy"] == "sandbox"
+        assert "Cache-Control" not in download.headers

@@ -1,0 +1,42 @@
+"""gunicorn's access log, with capability tokens redacted.
+
+A public link (/dl/<id>), a signed download (/v1/blobs/<token>) or a signed
+upload (/v1/uploads/<token>) is its own credential: whoever reads it in a log
+could download or upload with it. The log keeps the route and the kind of
+token (`lnk_`), never the secret part.
+"""
+
+import re
+from urllib.parse import unquote
+
+from gunicorn.glogging import Logger
+
+# A link id's `lnk_` says what it is and nothing secret; a signed token has
+# no such prefix, and is redacted whole.
+_CAPABILITY = re.compile(r"(/dl/(?:lnk_)?|/v1/blobs/|/v1/uploads/)[^/?#\s]+")
+REDACTED = r"\1[redacted]"
+
+# Every atom that can hold the request's path: the request line, the path,
+# the referring page, and the same values read from the environ or headers.
+_PATH_ATOMS = ("r", "U", "f", "{raw_uri}e", "{path_info}e", "{referer}i")
+
+
+def redact(text: str) -> str:
+    """`text` with the token of every capability URL in it replaced."""
+    text = _CAPABILITY.sub(REDACTED, text)
+    if "%" in text:
+        # The router decodes the path: /d%6C/<id> is /dl/<id> too.
+        decoded = unquote(text)
+        if _CAPABILITY.search(decoded):
+            return _CAPABILITY.sub(REDACTED, decoded)
+    return text
+
+
+class RedactingLogger(Logger):
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name in _PATH_ATOMS:
+            value = atoms.get(name)
+            if isinstance(value, str):
+                atoms[name] = redact(value)
+        return atoms

@@ -75,8 +75,9 @@ class Tenant:
 class HoardServer:
     var_dir: Path
     database_url: str | None = None
-    workers: int = 2
-    threads: int = 8
+    # None: gunicorn.conf.py's own defaults.
+    workers: int | None = 2
+    threads: int | None = 8
     env_overrides: dict = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen | None = None
@@ -126,10 +127,8 @@ class HoardServer:
                 str(ROOT / "gunicorn.conf.py"),
                 "--bind",
                 f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
-                "--threads",
-                str(self.threads),
+                *(["--workers", str(self.workers)] if self.workers is not None else []),
+                *(["--threads", str(self.threads)] if self.threads is not None else []),
                 "wsgi:app",
             ],
             cwd=ROOT,

@@ -123,4 +123,15 @@ class Config:
     # Proxies in front of Hoard whose X-Forwarded-* headers are trusted.
     TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
 
+    # Slow clients (app/gunicorn_worker.py); 0 turns a limit off. A thread
+    # that reads or writes a request waits this long for the client to move,
+    # and a request's line and headers must arrive within the header timeout
+    # (they are read without a thread).
+    CLIENT_IDLE_TIMEOUT_SECONDS = _int("CLIENT_IDLE_TIMEOUT_SECONDS", 30)
+    CLIENT_HEADER_TIMEOUT_SECONDS = _int("CLIENT_HEADER_TIMEOUT_SECONDS", 20)
+    # Per client address and worker process. Peers trusted as proxies
+    # (FORWARDED_ALLOW_IPS) speak for many clients and are not limited.
+    MAX_CONNECTIONS_PER_ADDRESS = _int("MAX_CONNECTIONS_PER_ADDRESS", 64)
+    MAX_THREADS_PER_ADDRESS = _int("MAX_THREADS_PER_ADDRESS", 4)
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -142,6 +142,17 @@ class Config:
         name.strip().lower() for name in os.environ.get("ALLOWED_HOSTS", "").split(",") if name.strip()
     )
 
+    # Slow clients (app/gunicorn_worker.py); 0 turns a limit off. A thread
+    # that reads or writes a request waits this long for the client to move,
+    # and a request's line and headers must arrive within the header timeout
+    # (they are read without a thread).
+    CLIENT_IDLE_TIMEOUT_SECONDS = _int("CLIENT_IDLE_TIMEOUT_SECONDS", 30)
+    CLIENT_HEADER_TIMEOUT_SECONDS = _int("CLIENT_HEADER_TIMEOUT_SECONDS", 20)
+    # Per client address and worker process. Peers trusted as proxies
+    # (FORWARDED_ALLOW_IPS) speak for many clients and are not limited.
+    MAX_CONNECTIONS_PER_ADDRESS = _int("MAX_CONNECTIONS_PER_ADDRESS", 64)
+    MAX_THREADS_PER_ADDRESS = _int("MAX_THREADS_PER_ADDRESS", 4)
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
     # gunicorn's access log, read by gunicorn.conf.py: "-" (stdout), a file

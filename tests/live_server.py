@@ -78,7 +78,7 @@ class HoardServer:
     # None: gunicorn.conf.py's default (one worker with in-process rate
     # limits, which refuse more; 2 x CPUs + 1 with Redis).
     workers: int | None = None
-    threads: int = 8
+    threads: int | None = 8
     env_overrides: dict = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen | None = None
@@ -129,8 +129,7 @@ class HoardServer:
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 *(["--workers", str(self.workers)] if self.workers is not None else []),
-                "--threads",
-                str(self.threads),
+                *(["--threads", str(self.threads)] if self.threads is not None else []),
                 "wsgi:app",
             ],
             cwd=ROOT,

@@ -70,12 +70,25 @@ def test_pipelined_uploads_in_one_packet_are_each_stored_whole(server):
             assert _read_responses(sock, 1) == [(200, body)]
 
 
-def test_a_body_the_app_never_reads_is_drained_and_the_connection_goes_on(server):
+def test_an_unread_body_still_on_the_way_closes_the_connection(server):
+    # The 401 goes out before the body is read; waiting for 2 MB nobody wants
+    # would hold a thread, so the connection ends after the response.
     hoard, tenant = server
     body = os.urandom(2_000_000)
     with socket.create_connection(("127.0.0.1", hoard.port)) as sock:
         sock.sendall(_put("/v8/artifacts/unread1", "ak_live_" + "0" * 32, body))
         sock.sendall(_get("/health", tenant.key))
+        assert _read_responses(sock, 1)[0][0] == 401
+        sock.settimeout(30)
+        assert sock.recv(65536) == b""
+
+
+def test_an_unread_body_already_received_is_discarded_and_the_connection_goes_on(server):
+    hoard, tenant = server
+    with socket.create_connection(("127.0.0.1", hoard.port)) as sock:
+        sock.sendall(
+            _put("/v8/artifacts/unread2", "ak_live_" + "0" * 32, b"x" * 100) + _get("/health", tenant.key)
+        )
         responses = _read_responses(sock, 2)
     assert responses[0][0] == 401
     assert responses[1][0] == 200

@@ -5,6 +5,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 
 import pytest
 import requests
@@ -134,3 +135,27 @@ def test_v1_download_url_and_link_through_nginx(proxied):
         assert download.headers["X-Content-Type-Options"] == "nosniff"
         assert download.headers["Content-Security-Policy"] == "sandbox"
         assert "Cache-Control" not in download.headers
+
+
+def test_one_address_gets_a_json_429_past_its_requests_in_progress(proxied):
+    # deploy/nginx.conf: limit_conn 20 per client address.
+    proxy, tenant = proxied
+    connections = []
+    try:
+        for _ in range(24):
+            sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=30)
+            connections.append(sock)
+            sock.sendall(
+                f"PUT /v8/artifacts/slow{len(connections):02d} HTTP/1.1\r\nHost: hoard\r\n"
+                f"Authorization: Bearer {tenant.key}\r\nContent-Length: 1000000\r\n\r\nfirst bytes".encode()
+            )
+        # The 20 uploads in progress get no answer; the 4 after them do.
+        for sock in connections[20:]:
+            reply = http.client.HTTPResponse(sock)
+            reply.begin()
+            assert reply.status == 429
+            assert reply.getheader("Content-Type") == "application/json"
+            assert json.loads(reply.read())["code"] == "rate_limited"
+    finally:
+        for sock in connections:
+            sock.close()

@@ -40,9 +40,9 @@ EXEMPT = "exempt"
 PUBLIC = "public"
 
 # KEYS: one list per limit, in limits' moving-window layout (entry timestamps,
-# newest first, at most `amount` long). ARGV: now, then amount and expiry per key.
-# Returns: allowed (1/0), then for each key the entries inside its window and
-# the oldest of them.
+# newest first, at most `amount` long; limits reads it the same way).
+# ARGV: now, then amount and expiry per key. Returns: allowed (1/0), then for
+# each key the entries inside its window and the oldest of them.
 CHARGE_SCRIPT = """
 local now = tonumber(ARGV[1])
 local allowed = 1
@@ -54,17 +54,19 @@ for i, key in ipairs(KEYS) do
         allowed = 0
     end
 end
-if allowed == 1 then
-    for i, key in ipairs(KEYS) do
-        redis.call('lpush', key, ARGV[1])
-        redis.call('ltrim', key, 0, tonumber(ARGV[2 * i]) - 1)
-        redis.call('expire', key, tonumber(ARGV[2 * i + 1]))
-    end
-end
 local result = {allowed}
 for i, key in ipairs(KEYS) do
-    local start = now - tonumber(ARGV[2 * i + 1])
-    local low, high, index = 0, redis.call('llen', key) - 1, -1
+    local amount = tonumber(ARGV[2 * i])
+    local expiry = tonumber(ARGV[2 * i + 1])
+    if allowed == 1 then
+        redis.call('lpush', key, ARGV[1])
+        redis.call('expire', key, expiry)
+    end
+    -- The entries still inside the window: a binary search, as the list is
+    -- newest first. Older ones are dropped, so the list never holds more
+    -- than the window does, however high the limit.
+    local start = now - expiry
+    local low, high, index = 0, math.min(redis.call('llen', key), amount) - 1, -1
     while low <= high do
         local mid = math.floor((low + high) / 2)
         if tonumber(redis.call('lindex', key, mid)) >= start then
@@ -74,10 +76,13 @@ for i, key in ipairs(KEYS) do
             high = mid - 1
         end
     end
-    result[#result + 1] = index + 1
     if index >= 0 then
+        redis.call('ltrim', key, 0, index)
+        result[#result + 1] = index + 1
         result[#result + 1] = redis.call('lindex', key, index)
     else
+        redis.call('del', key)
+        result[#result + 1] = 0
         result[#result + 1] = ARGV[1]
     end
 end

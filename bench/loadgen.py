@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.proctree import cpu_delta, machine_busy_seconds, wait_until
+from bench.proctree import increase, machine_busy_seconds, wait_until
 
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
 NS = 1_000_000_000
@@ -182,7 +182,8 @@ class LoadResult:
     connections: int
     processes: int
     client_cpu_s: float
-    probe_cpu_s: dict[str, float]  # each probe's CPU time over the window
+    probe_cpu_s: dict[str, float]  # each CPU probe's CPU time over the window
+    counts: dict[str, float]  # each count probe's increase over the window
     machine_cpu_s: float  # every process on the machine, the above included
 
     @property
@@ -194,6 +195,9 @@ class LoadResult:
         if probe not in self.probe_cpu_s:
             return None
         return self.probe_cpu_s[probe] / max(self.completed, 1) * 1e6
+
+    def per_request(self, counter: str) -> float:
+        return self.counts[counter] / max(self.completed, 1)
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__} | {
@@ -233,12 +237,15 @@ class LoadGenerator:
         duration: float,
         warmup: float = 1.0,
         cpu_probes: dict[str, Callable[[], dict[int, float]]] | None = None,
+        count_probes: dict[str, Callable[[], dict]] | None = None,
     ) -> LoadResult:
         """`concurrency` connections for warmup + duration seconds. Each CPU
         probe (the server's process tree, its database backends...) returns
-        CPU seconds used so far by pid; the result holds each one's use over
-        the window."""
-        probes = cpu_probes or {}
+        CPU seconds used so far by pid, each count probe a running count by
+        whatever it counts in (round trips by socket...); the result holds
+        each one's increase over the window."""
+        probes = {("cpu", name): probe for name, probe in (cpu_probes or {}).items()}
+        probes |= {("count", name): probe for name, probe in (count_probes or {}).items()}
         processes = min(concurrency, len(self.workers))
         shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
         start_at = time.monotonic() + warmup
@@ -247,11 +254,11 @@ class LoadGenerator:
             pipe.send(Job(port, tuple(requests), head, share, first, start_at, duration))
             first += share
         wait_until(start_at)
-        before = {name: probe() for name, probe in probes.items()}
+        before = {key: probe() for key, probe in probes.items()}
         machine_before = machine_busy_seconds()
         wait_until(start_at + duration)
         machine_cpu = machine_busy_seconds() - machine_before
-        probe_cpu = {name: cpu_delta(before[name], probe()) for name, probe in probes.items()}
+        grown = {key: increase(before[key], probe()) for key, probe in probes.items()}
         results = [pipe.recv() for pipe in self.pipes[:processes]]
         for result in results:
             if isinstance(result, Exception):
@@ -275,7 +282,8 @@ class LoadGenerator:
             connections=concurrency,
             processes=processes,
             client_cpu_s=sum(result.cpu_seconds for result in results),
-            probe_cpu_s=probe_cpu,
+            probe_cpu_s={name: value for (kind, name), value in grown.items() if kind == "cpu"},
+            counts={name: value for (kind, name), value in grown.items() if kind == "count"},
             machine_cpu_s=machine_cpu,
         )
 
@@ -309,5 +317,9 @@ def median_result(results: list[LoadResult]) -> dict:
         "cpu_us_per_request": {
             probe: statistics.median(r.per_request_us(probe) for r in results)
             for probe in results[0].probe_cpu_s
+        },
+        "per_request": {
+            counter: statistics.median(r.per_request(counter) for r in results)
+            for counter in results[0].counts
         },
     }

@@ -50,10 +50,11 @@ def cpu_by_pid(pids: list[int]) -> dict[int, float]:
     return figures
 
 
-def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds used between two cpu_by_pid readings, counting processes
-    that started in between; those that ended in between are lost."""
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+def increase(before: dict, after: dict) -> float:
+    """How much a figure kept per process (or per socket) grew between two
+    readings, summed: CPU seconds from cpu_by_pid, say. Keys that appeared in
+    between count from zero; those that vanished in between are lost."""
+    return sum(value - before.get(key, 0.0) for key, value in after.items())
 
 
 def tree_cpu(root: int) -> dict[int, float]:

@@ -1,7 +1,9 @@
-"""The benchmark's one table: Hoard's figure, the peer's, Hoard/peer, Hoard as
-a share of the machine's limit where one applies, and the issue's targets."""
+"""The benchmark's one table: Hoard's figure, the peer's and, for small
+requests, the floor's (bench/floor.py); Hoard/peer, Hoard/floor, Hoard as a
+share of the machine's limit where one applies, and the issue's targets."""
 
 from dataclasses import dataclass, field
+from functools import partial
 
 MiB = 1024 * 1024
 MB = 1e6
@@ -15,6 +17,7 @@ class Row:
     unit: str
     hoard: float | None
     peer: float | None
+    floor: float | None = None  # the empty Flask app; small requests only
     higher_is_better: bool = True
     compare: bool = True  # False: informative, no ratio
     limit: float | None = None  # the machine's limit for this figure, same unit
@@ -29,11 +32,20 @@ class Row:
             return None
         return self.hoard / self.peer
 
+    @property
+    def floor_ratio(self) -> float | None:
+        if not self.compare or self.hoard is None or not self.floor:
+            return None
+        return self.hoard / self.floor
+
     def judge(self, target: str, ok: bool) -> None:
         self.target, self.verdict = target, "PASS" if ok else "FAIL"
 
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__} | {"ratio": self.ratio}
+        return {name: getattr(self, name) for name in self.__dataclass_fields__} | {
+            "ratio": self.ratio,
+            "floor_ratio": self.floor_ratio,
+        }
 
 
 def transfer_rows(section: str, transfers: dict, machine: dict, *, s3: bool) -> list[Row]:
@@ -56,62 +68,69 @@ def transfer_rows(section: str, transfers: dict, machine: dict, *, s3: bool) -> 
     return rows
 
 
-def _services_cpu(figures: dict, services: list[str]) -> float | None:
-    """CPU per request of the services a server used (its database, moto); None if it used none."""
-    used = [name for name in services if name in figures["cpu_us_per_request"]]
-    return sum(figures["cpu_us_per_request"][name] for name in used) if used else None
+SERVERS = ("hoard", "peer", "floor")
+TARGET_CONCURRENCIES = (8, 32)
+FLOOR_RATE_SHARE = 0.5  # Hoard's req/s at least this share of the floor's
+FLOOR_P99_MULTIPLE = 2.0  # Hoard's p99 at most this multiple of the floor's
+
+
+def _small_row(section: str, key: str, figures: dict, measure: str, unit: str, value, **options) -> Row:
+    """`value` of each server's figures for one load, None where a server did not run it or lacks it."""
+    got = {name: value(figures[name]) if name in figures else None for name in SERVERS}
+    return Row(section, f"{key} {measure}", unit, got["hoard"], got["peer"], got["floor"], **options)
 
 
 def small_rows(section: str, small: dict, cpus: int) -> list[Row]:
     rows = []
     for key, figures in small.items():
-        hoard, peer = figures["hoard"], figures["peer"]
         concurrency = int(key.split("c=")[1])
-        rate = Row(section, f"{key} req/s", "req/s", hoard["requests_per_s"], peer["requests_per_s"])
-        if "floor" in figures:  # bench/floor.py: the same Flask and gunicorn, doing nothing else
-            rate.limit, rate.limit_name = figures["floor"]["requests_per_s"], "empty Flask view"
-        p50 = Row(section, f"{key} p50", "ms", hoard["p50_ms"], peer["p50_ms"], higher_is_better=False)
-        p99 = Row(section, f"{key} p99", "ms", hoard["p99_ms"], peer["p99_ms"], higher_is_better=False)
-        cpu = Row(
-            section,
-            f"{key} server CPU/req",
-            "us",
-            hoard["cpu_us_per_request"]["server"],
-            peer["cpu_us_per_request"]["server"],
-            higher_is_better=False,
-        )
-        services = sorted({p for f in (hoard, peer) for p in f["cpu_us_per_request"]} - {"server"})
-        backing = Row(
-            section,
-            f"{key} {'+'.join(services)} CPU/req",
-            "us",
-            _services_cpu(hoard, services),
-            _services_cpu(peer, services),
-            higher_is_better=False,
-        )
-        client = Row(
-            section,
-            f"{key} load generator CPU",
-            f"% of {cpus} CPUs",
-            100 * hoard["client_cpu_share"] / cpus,
-            100 * peer["client_cpu_share"] / cpus,
-            compare=False,
-        )
-        others = Row(
-            section,
-            f"{key} other processes' CPU",
-            f"% of {cpus} CPUs",
-            100 * hoard["other_cpu_share"] / cpus,
-            100 * peer["other_cpu_share"] / cpus,
-            compare=False,
-        )
-        if concurrency in (8, 32):
-            rate.judge(">= peer", rate.hoard >= rate.peer)
-            p99.judge("<= peer", p99.hoard <= p99.peer)
-        for name in ("hoard", "peer"):
-            if figures[name]["errors"]:
+        row = partial(_small_row, section, key, figures)
+        rate = row("req/s", "req/s", lambda f: f["requests_per_s"])
+        p50 = row("p50", "ms", lambda f: f["p50_ms"], higher_is_better=False)
+        p99 = row("p99", "ms", lambda f: f["p99_ms"], higher_is_better=False)
+        # "server": the server's own process tree; then the services it uses.
+        probes = {
+            probe for name in SERVERS if name in figures for probe in figures[name]["cpu_us_per_request"]
+        }
+        cpu = [
+            row(
+                f"{'worker' if probe == 'server' else probe} CPU/req",
+                "us",
+                lambda f, probe=probe: f["cpu_us_per_request"].get(probe),
+                higher_is_better=False,
+            )
+            for probe in ["server", *sorted(probes - {"server"})]
+        ]
+        trips = [
+            row(
+                f"{counter}/req",
+                "count",
+                lambda f, counter=counter: f["per_request"].get(counter),
+                higher_is_better=False,
+            )
+            for counter in figures["hoard"]["per_request"]
+        ]
+        shares = [
+            row(measure, f"% of {cpus} CPUs", lambda f, share=share: 100 * f[share] / cpus, compare=False)
+            for measure, share in (
+                ("load generator CPU", "client_cpu_share"),
+                ("other processes' CPU", "other_cpu_share"),
+            )
+        ]
+        if concurrency in TARGET_CONCURRENCIES and rate.floor and p99.floor:
+            fast = rate.hoard >= FLOOR_RATE_SHARE * rate.floor
+            steady = p99.hoard <= FLOOR_P99_MULTIPLE * p99.floor
+            rate.judge(
+                f">= {FLOOR_RATE_SHARE}x floor, p99 <= {FLOOR_P99_MULTIPLE:.0f}x floor", fast and steady
+            )
+            if not fast:
+                rate.notes.append(f"req/s {rate.hoard / rate.floor:.2f}x floor")
+            if not steady:
+                rate.notes.append(f"p99 {p99.hoard / p99.floor:.1f}x floor")
+        for name in SERVERS:
+            if name in figures and figures[name]["errors"]:
                 rate.notes.append(f"{name}: {figures[name]['errors']} non-2xx")
-        rows += [rate, p50, p99, cpu] + ([backing] if services else []) + [client, others]
+        rows += [rate, p50, p99, *cpu, *trips, *shares]
     return rows
 
 
@@ -170,7 +189,7 @@ def build_rows(pass_name: str, result: dict, machine: dict, cpus: int) -> list[R
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    if unit in ("ms", "s"):
+    if unit in ("ms", "s", "count"):
         return f"{value:.2f}"
     if unit == "MB" or unit.startswith("%"):
         return f"{value:.1f}"
@@ -191,7 +210,19 @@ def print_report(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> N
             f"  load generator {key:9} {figures['requests_per_s']:8,.0f} req/s against a canned node "
             f"responder; {figures['client_cpu_us_per_request']:.0f} us of generator CPU per request"
         )
-    header = ("pass", "measure", "unit", "Hoard", "peer", "Hoard/peer", "better", "Hoard of limit", "target")
+    header = (
+        "pass",
+        "measure",
+        "unit",
+        "Hoard",
+        "peer",
+        "floor",
+        "Hoard/peer",
+        "Hoard/floor",
+        "better",
+        "Hoard of limit",
+        "target",
+    )
     table = [header]
     for row in rows:
         target = f"{row.target}: {row.verdict}" if row.target else ""
@@ -204,7 +235,9 @@ def print_report(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> N
                 row.unit,
                 _number(row.hoard, row.unit),
                 _number(row.peer, row.unit),
+                _number(row.floor, row.unit),
                 "-" if row.ratio is None else f"{row.ratio:.2f}",
+                "-" if row.floor_ratio is None else f"{row.floor_ratio:.2f}",
                 "" if not row.compare else "higher" if row.higher_is_better else "lower",
                 f"{100 * row.hoard / row.limit:.0f}% of {row.limit:,.0f} {row.limit_name}"
                 if row.limit and row.hoard
@@ -213,7 +246,7 @@ def print_report(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> N
             )
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    right = {3, 4, 5}
+    right = {3, 4, 5, 6, 7}
     print()
     for index, line in enumerate(table):
         cells = [

@@ -9,8 +9,10 @@ Hoard runs under gunicorn with gunicorn.conf.py and its production settings
 out of the way); the peer runs under node; each on its own loopback port.
 Pass 1 stores on local disk, pass 2 in S3 (one moto server, a bucket each).
 Every phase is repeated and the servers take turns within each repetition;
-the table shows medians and Hoard/peer. JSON with every repetition goes to
-bench/results/. See bench/README.md for what each figure means.
+the table shows medians and Hoard/peer, and for small requests also Hoard
+against the floor, an empty Flask app under the same gunicorn settings. JSON
+with every repetition goes to bench/results/. See bench/README.md for what
+each figure means.
 """
 
 import argparse
@@ -38,19 +40,21 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import loadgen, peer, report, transfer  # noqa: E402
+from bench import loadgen, peer, report, sockets, transfer  # noqa: E402
 from bench import machine_limits as limits  # noqa: E402
 from bench.floor import FloorServer  # noqa: E402
-from bench.proctree import PeakSampler, cpu_by_pid, cpu_delta, rss_bytes, tree, tree_cpu  # noqa: E402
+from bench.proctree import PeakSampler, cpu_by_pid, increase, rss_bytes, tree, tree_cpu  # noqa: E402
 from tests.e2e import turbo  # noqa: E402
 from tests.live_server import BIN, HoardServer, free_port, start_process, stop_process  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 MB = 1e6
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+POSTGRES_ADMIN_URL = f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/postgres"
 BENCH_DATABASE = "hoard_bench"
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/15"
 RAISED_LIMIT = 1_000_000  # requests per second: far above anything this machine serves
 SMALL_SIZE = 1024
 SMALL_ARTIFACTS = 64  # distinct 1 KiB artifacts the small-request phase cycles through
@@ -122,6 +126,8 @@ class Target:
     pid: int
     # Where its CPU time goes: its own process tree, and the services it uses.
     cpu_probes: dict[str, Callable[[], dict[int, float]]] = field(default_factory=dict)
+    # What it asks of those services: round trips, commands.
+    count_probes: dict[str, Callable[[], dict]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -179,6 +185,21 @@ def flush_redis() -> None:
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+class RedisCommands:
+    """Count probe: commands the bench's Redis server has processed, from any
+    client and including those a Lua script runs, less this probe's INFO calls."""
+
+    def __init__(self):
+        import redis
+
+        self.client = redis.Redis.from_url(REDIS_URL)
+        self.calls = 0
+
+    def __call__(self) -> dict[str, int]:
+        self.calls += 1
+        return {"redis": self.client.info("stats")["total_commands_processed"] - self.calls}
 
 
 @contextmanager
@@ -407,8 +428,8 @@ def transfer_once(target: Target, body: Path, digest: str, label: str, rep: int)
         "get_mb_s": get.mb_per_s,
         "put_seconds": put.seconds,
         "get_seconds": get.seconds,
-        "put_server_cpu_s": cpu_delta(cpu_before, cpu_between),
-        "get_server_cpu_s": cpu_delta(cpu_between, cpu_after),
+        "put_server_cpu_s": increase(cpu_before, cpu_between),
+        "get_server_cpu_s": increase(cpu_between, cpu_after),
         "put_status": put.status,
         "get_content_length": get.content_length,
         "sha256_ok": True,
@@ -432,6 +453,7 @@ def measure_small(targets, plan, generator, small_hashes, sampler) -> dict:
                             concurrency=concurrency,
                             duration=plan.duration,
                             cpu_probes=target.cpu_probes,
+                            count_probes=target.count_probes,
                         )
                         runs[target.name].append(result)
                 results[key] = {}
@@ -530,8 +552,13 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
             target.cpu_probes["server"] = partial(tree_cpu, target.pid)
             if moto_pid:
                 target.cpu_probes["moto"] = partial(tree_cpu, moto_pid)
+        hoard = targets[0]
         if services["postgres"]:
-            targets[0].cpu_probes["postgres"] = postgres_backends_cpu
+            hoard.cpu_probes["postgres"] = postgres_backends_cpu
+            hoard.count_probes["SQL round trips"] = partial(sockets.segments_sent, hoard.pid, POSTGRES_PORT)
+        if services["redis"]:
+            hoard.count_probes["Redis round trips"] = partial(sockets.segments_sent, hoard.pid, REDIS_PORT)
+            hoard.count_probes["Redis commands"] = RedisCommands()
         for target in targets:
             smoke_check(target)
         log(f"hoard on :{hoard_server.port} (pid {hoard_server.process.pid}), peer on :{peer_server.port}")
@@ -553,12 +580,12 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
         result = {"idle_rss": idle}
         result["transfers"] = measure_transfers(targets, plan, work, bodies, sampler, s3=s3)
         log(f"HEAD/GET {SMALL_SIZE} B: {plan.duration:.0f} s per run, x{plan.reps}")
-        small_targets = list(targets)
-        if not s3:  # the stack's ceiling does not depend on where Hoard stores
-            floor = stack.enter_context(FloorServer(pass_dir, workers=plan.workers, threads=plan.threads))
-            small_targets.append(Target("floor", floor.port, "-", "-", floor.process.pid))
-            small_targets[-1].cpu_probes["server"] = partial(tree_cpu, floor.process.pid)
-        result["small"] = measure_small(small_targets, plan, generator, small_hashes, sampler)
+        # The stack's ceiling does not depend on where Hoard stores, but it is
+        # measured in every pass so that it takes turns with the others.
+        floor = stack.enter_context(FloorServer(pass_dir, workers=plan.workers, threads=plan.threads))
+        floor_target = Target("floor", floor.port, "-", "-", floor.process.pid)
+        floor_target.cpu_probes["server"] = partial(tree_cpu, floor.process.pid)
+        result["small"] = measure_small([*targets, floor_target], plan, generator, small_hashes, sampler)
         log(f"turbo build x{plan.reps}")
         result["turbo"] = measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name)
         result["peak_rss"] = sampler.peaks
@@ -597,7 +624,10 @@ def main() -> int:
     cpus = os.cpu_count() or 1
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
-    services = {"postgres": reachable("127.0.0.1", 5432), "redis": reachable("127.0.0.1", 6379)}
+    services = {
+        "postgres": reachable("127.0.0.1", POSTGRES_PORT),
+        "redis": reachable("127.0.0.1", REDIS_PORT),
+    }
     log(
         f"database: {'PostgreSQL' if services['postgres'] else 'SQLite'}; rate limits: "
         f"{'Redis db 15' if services['redis'] else 'in-process'}; gunicorn {plan.workers} workers x "

@@ -64,6 +64,10 @@ def _access_log() -> str | None:
     return None if value.strip().lower() in ("off", "none", "false", "0") else value
 
 
+# gunicorn's threads per worker (gunicorn.conf.py); the database pool is sized from it.
+WORKER_THREADS = _int("GUNICORN_THREADS", 8)
+
+
 class Config:
     SECRET_KEY = _secret_key()
     VERSION = "0.1.0"
@@ -74,10 +78,12 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {
         "pool_pre_ping": _bool("DB_POOL_PRE_PING", False),
         "pool_recycle": _int("DB_POOL_RECYCLE_SECONDS", 1800),
-        # One connection per thread (GUNICORN_THREADS, 8) and one more for the
-        # usage flush: at most 9 per worker, 45 for the default 5 workers, so
-        # two servers (or a rolling deploy) fit PostgreSQL's default 100.
-        "pool_size": _int("DB_POOL_SIZE", 8),
+        # One connection per thread and one more: at most 9 per worker, 45 for
+        # the default 5 workers, so two servers (or a rolling deploy) fit
+        # PostgreSQL's default 100. A thread holds one connection and, for a
+        # moment, a second (an upload's lease, the usage flush): with one
+        # more than the threads, some thread can always finish its moment.
+        "pool_size": _int("DB_POOL_SIZE", WORKER_THREADS),
         "max_overflow": _int("DB_MAX_OVERFLOW", 1),
     }
     MIGRATIONS_DIR = str(BASE_DIR / "migrations")

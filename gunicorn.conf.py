@@ -11,7 +11,7 @@ import ctypes.util
 import multiprocessing
 import os
 
-from config import Config
+from config import WORKER_THREADS, Config
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # In-process rate-limit counts (memory://, the zero-config default) hold only
@@ -23,7 +23,7 @@ workers = int(
 )
 # gthread, with gunicorn's own errors answered in JSON (app/gunicorn_worker.py).
 worker_class = "app.gunicorn_worker.JsonErrorWorker"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = WORKER_THREADS
 # A 1 GiB upload over a slow CI link takes minutes; the timeout guards against
 # hung workers, not slow clients (gthread's heartbeat runs while threads stream).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "300"))
@@ -49,6 +49,14 @@ MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 
 
 def on_starting(server):
+    pool = Config.SQLALCHEMY_ENGINE_OPTIONS
+    if server.cfg.threads > pool["pool_size"] + pool["max_overflow"] - 1:
+        # Threads that each hold a connection and wait for a second one would
+        # wait on each other until the pool times out.
+        raise SystemExit(
+            f"Hoard: {server.cfg.threads} threads need at least {server.cfg.threads + 1} database "
+            f"connections per worker; set GUNICORN_THREADS (not --threads) or raise DB_POOL_SIZE."
+        )
     if IN_PROCESS_LIMITS and server.cfg.workers > 1:
         # Each worker would keep its own window: the documented limits would
         # hold per worker, not per tenant.

@@ -29,6 +29,7 @@ SETTINGS = {
     "limit_request_line": "--limit-request-line",
     "accesslog": "--access-logfile",
     "errorlog": "--error-logfile",
+    "logger_class": "--logger-class",
 }
 
 app = Flask(__name__)

@@ -100,6 +100,9 @@ class HoardServer:
         }
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
+        if self.threads is not None:
+            # The environment, not --threads: the database pool is sized from it too.
+            env["GUNICORN_THREADS"] = str(self.threads)
         return env
 
     def flask(self, *args: str) -> str:
@@ -129,7 +132,6 @@ class HoardServer:
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 *(["--workers", str(self.workers)] if self.workers is not None else []),
-                *(["--threads", str(self.threads)] if self.threads is not None else []),
                 "wsgi:app",
             ],
             cwd=ROOT,

@@ -173,6 +173,35 @@ def database_url(server_url: str, name: str) -> str:
     return server_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
 
 
+@contextmanager
+def scratch_app(server_url: str, database: str, *, keep: bool):
+    """A Hoard app on a new PostgreSQL database (dropped first if it exists)
+    migrated to head, with throwaway local storage and no rate limits; the
+    database is dropped afterwards unless `keep`. Yields (app, database URL)."""
+    url = database_url(server_url, database)
+    admin_execute(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    admin_execute(server_url, f'CREATE DATABASE "{database}"')
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            app = create_app(
+                {
+                    "SQLALCHEMY_DATABASE_URI": url,
+                    "STORAGE_BACKEND": "local",
+                    "STORAGE_LOCAL_ROOT": scratch,
+                    "RATELIMIT_ENABLED": False,
+                    "LOG_LEVEL": "WARNING",
+                }
+            )
+            with app.app_context(), step("migrate to head"):
+                upgrade(directory=app.config["MIGRATIONS_DIR"])
+            yield app, url
+            with app.app_context():
+                db.engine.dispose()
+    finally:
+        if not keep:
+            admin_execute(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 def seed(url: str, tenant_ids: list[tuple[str, int]]) -> float:
     """Seed every (tenant id, rows) pair and ANALYZE; returns the seconds taken."""
     started = time.perf_counter()
@@ -465,42 +494,22 @@ def main() -> int:
     parser.add_argument("--plans", action="store_true", help="print every full EXPLAIN ANALYZE plan")
     args = parser.parse_args()
 
-    url = database_url(args.server_url, args.database)
-    admin_execute(args.server_url, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-    admin_execute(args.server_url, f'CREATE DATABASE "{args.database}"')
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            app = create_app(
-                {
-                    "SQLALCHEMY_DATABASE_URI": url,
-                    "STORAGE_BACKEND": "local",
-                    "STORAGE_LOCAL_ROOT": scratch,
-                    "RATELIMIT_ENABLED": False,
-                    "LOG_LEVEL": "WARNING",
-                }
-            )
-            with app.app_context():
-                with step("migrate to head"):
-                    upgrade(directory=app.config["MIGRATIONS_DIR"])
-                bench = tenants.create_tenant("bench")
-                _, key = tenants.create_key(bench)
-                other = tenants.create_tenant("bench-other")
-                # Only the id is read by the service: a plain, session-free copy.
-                tenant = Tenant(id=bench.id, slug=bench.slug, name=bench.name, plan=bench.plan)
-                pairs = [(bench.id, args.rows)] + ([(other.id, args.other_rows)] if args.other_rows else [])
-            print(f"seeding {args.rows:,} + {args.other_rows:,} artifacts into {args.database}")
-            seconds = seed(url, pairs)
-            print(f"seeding took {seconds:.1f} s ({args.rows + args.other_rows:,} artifact rows)")
-            with app.app_context():
-                describe(tenant)
-            print(f"timing {args.repeat} runs per case after one warm-up (page size {PAGE}):")
-            results = run_cases(app, tenant, key, args.repeat)
-            report(results, show_plans=args.plans)
-            with app.app_context():
-                db.engine.dispose()
-    finally:
-        if not args.keep:
-            admin_execute(args.server_url, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+    with scratch_app(args.server_url, args.database, keep=args.keep) as (app, url):
+        with app.app_context():
+            bench = tenants.create_tenant("bench")
+            _, key = tenants.create_key(bench)
+            other = tenants.create_tenant("bench-other")
+            # Only the id is read by the service: a plain, session-free copy.
+            tenant = Tenant(id=bench.id, slug=bench.slug, name=bench.name, plan=bench.plan)
+            pairs = [(bench.id, args.rows)] + ([(other.id, args.other_rows)] if args.other_rows else [])
+        print(f"seeding {args.rows:,} + {args.other_rows:,} artifacts into {args.database}")
+        seconds = seed(url, pairs)
+        print(f"seeding took {seconds:.1f} s ({args.rows + args.other_rows:,} artifact rows)")
+        with app.app_context():
+            describe(tenant)
+        print(f"timing {args.repeat} runs per case after one warm-up (page size {PAGE}):")
+        results = run_cases(app, tenant, key, args.repeat)
+        report(results, show_plans=args.plans)
     return 0
 
 

@@ -19,21 +19,18 @@ wall-clock milliseconds, median and p95 over --repeat runs after a warm-up.
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
-from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Blob, CacheEntry, Tenant  # noqa: E402
 from app.services import tenants, usage  # noqa: E402
-from bench.listing import admin_execute, database_url, p95, step, timed  # noqa: E402
+from bench.listing import p95, scratch_app, step, timed  # noqa: E402
 
 SEED_BLOBS = """
 INSERT INTO blobs (tenant_id, content_hash, size_bytes, storage_key, created_at)
@@ -68,75 +65,53 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
 
-    url = database_url(args.server_url, args.database)
-    admin_execute(args.server_url, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-    admin_execute(args.server_url, f'CREATE DATABASE "{args.database}"')
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            app = create_app(
-                {
-                    "SQLALCHEMY_DATABASE_URI": url,
-                    "STORAGE_LOCAL_ROOT": scratch,
-                    "RATELIMIT_ENABLED": False,
-                    "LOG_LEVEL": "WARNING",
-                }
-            )
-            with app.app_context():
-                with step("migrate to head"):
-                    upgrade(directory=app.config["MIGRATIONS_DIR"])
-                tenant = tenants.create_tenant("bench")
-                _, key = tenants.create_key(tenant)
-                tenant_id = tenant.id
-            plain = url.replace("postgresql+psycopg://", "postgresql://")
-            with psycopg.connect(plain) as conn:
-                with step(f"seed {args.rows:,} blobs"):
-                    conn.execute(SEED_BLOBS, {"tenant": tenant_id, "rows": args.rows})
-                with step(f"seed {args.rows:,} cache entries"):
-                    conn.execute(SEED_CACHE, {"tenant": tenant_id, "rows": args.rows})
-                conn.commit()
-            with psycopg.connect(plain, autocommit=True) as conn, step("VACUUM ANALYZE"):
-                conn.execute("VACUUM ANALYZE")
+    with scratch_app(args.server_url, args.database, keep=args.keep) as (app, url):
+        with app.app_context():
+            tenant = tenants.create_tenant("bench")
+            _, key = tenants.create_key(tenant)
+            tenant_id = tenant.id
+        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(plain) as conn:
+            with step(f"seed {args.rows:,} blobs"):
+                conn.execute(SEED_BLOBS, {"tenant": tenant_id, "rows": args.rows})
+            with step(f"seed {args.rows:,} cache entries"):
+                conn.execute(SEED_CACHE, {"tenant": tenant_id, "rows": args.rows})
+            conn.commit()
+        with psycopg.connect(plain, autocommit=True) as conn, step("VACUUM ANALYZE"):
+            conn.execute("VACUUM ANALYZE")
 
-            client = app.test_client()
-            auth = {"Authorization": f"Bearer {key}"}
-            with app.app_context():
-                tenant = db.session.get(Tenant, tenant_id)
-                assert usage.storage_bytes(tenant) == summed_storage_bytes(tenant_id), (
-                    "totals differ from sums"
-                )
-                quota = usage.storage_bytes(tenant) + 10**12
-                tenants.update_tenant(tenant, storage_quota_bytes=quota)
-                counter = iter(range(10**9))
+        client = app.test_client()
+        auth = {"Authorization": f"Bearer {key}"}
+        with app.app_context():
+            tenant = db.session.get(Tenant, tenant_id)
+            assert usage.storage_bytes(tenant) == summed_storage_bytes(tenant_id), "totals differ from sums"
+            quota = usage.storage_bytes(tenant) + 10**12
+            tenants.update_tenant(tenant, storage_quota_bytes=quota)
+            counter = iter(range(10**9))
 
-                def put() -> None:
-                    response = client.put(
-                        f"/v8/artifacts/bench{next(counter)}", data=b"x" * 1024, headers=auth
-                    )
-                    assert response.status_code == 202, response.get_data()
+            def put() -> None:
+                response = client.put(f"/v8/artifacts/bench{next(counter)}", data=b"x" * 1024, headers=auth)
+                assert response.status_code == 202, response.get_data()
 
-                def get(path: str):
-                    def call() -> None:
-                        assert client.get(path, headers=auth).status_code == 200
+            def get(path: str):
+                def call() -> None:
+                    assert client.get(path, headers=auth).status_code == 200
 
-                    return call
+                return call
 
-                cases = [
-                    ("usage.storage_bytes (one row)", lambda: usage.storage_bytes(tenant)),
-                    ("sum over every row (before)", lambda: summed_storage_bytes(tenant_id)),
-                    ("GET /v1/whoami", get("/v1/whoami")),
-                    ("GET /v8/artifacts/status", get("/v8/artifacts/status")),
-                    ("PUT 1 KiB under a quota", put),
-                ]
-                print(f"\n{args.rows:,} blobs + {args.rows:,} cache entries; {args.repeat} runs each, ms")
-                print(f"{'case':34} {'median':>8} {'p95':>8}")
-                for label, call in cases:
-                    repeat = args.repeat if "before" not in label else max(3, args.repeat // 10)
-                    samples = timed(call, repeat)
-                    print(f"{label:34} {statistics.median(samples):8.2f} {p95(samples):8.2f}")
-                db.engine.dispose()
-    finally:
-        if not args.keep:
-            admin_execute(args.server_url, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+            cases = [
+                ("usage.storage_bytes (one row)", lambda: usage.storage_bytes(tenant)),
+                ("sum over every row (before)", lambda: summed_storage_bytes(tenant_id)),
+                ("GET /v1/whoami", get("/v1/whoami")),
+                ("GET /v8/artifacts/status", get("/v8/artifacts/status")),
+                ("PUT 1 KiB under a quota", put),
+            ]
+            print(f"\n{args.rows:,} blobs + {args.rows:,} cache entries; {args.repeat} runs each, ms")
+            print(f"{'case':34} {'median':>8} {'p95':>8}")
+            for label, call in cases:
+                repeat = args.repeat if "before" not in label else max(3, args.repeat // 10)
+                samples = timed(call, repeat)
+                print(f"{label:34} {statistics.median(samples):8.2f} {p95(samples):8.2f}")
     return 0
 
 

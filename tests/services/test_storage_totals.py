@@ -18,6 +18,7 @@ from app.models import Blob, CacheEntry, Tenant
 from app.services import gc, tenants, usage
 from tests.factories import bearer, make_tenant
 from tests.live_server import HoardServer
+from tests.services.test_gc import cache_put
 
 pytestmark = pytest.mark.storage
 
@@ -48,15 +49,6 @@ def upload(client, auth, data: bytes) -> str:
 def upload_multipart(client, auth, data: bytes) -> None:
     response = client.post("/v1/artifacts", data={"file": (io.BytesIO(data), "f.bin")}, headers=auth)
     assert response.status_code == 201, response.get_json()
-
-
-def cache_put(client, auth, artifact_hash: str, body: bytes) -> None:
-    response = client.put(
-        f"/v8/artifacts/{artifact_hash}",
-        data=body,
-        headers={**auth, "Content-Type": "application/octet-stream"},
-    )
-    assert response.status_code == 202, response.get_json()
 
 
 def test_totals_follow_every_write(client, auth, tenant_and_key):

@@ -207,14 +207,19 @@ class RateLimits:
 
 
 def _outcome(allowed: bool, windows: list[tuple[RateLimitItem, int, float]]) -> Outcome:
-    """Report the limit with the least room left (the first of equals); when
-    refused, of those with none left the one that frees up last."""
+    """The figures for the headers. The limit is the first window's, the
+    requests per second the contract reports; the remaining count and the
+    reset are those of the window with the least room left, so a client that
+    paces itself by them stays inside every window. A refused request reports,
+    of the windows with no room left, the one that frees up last."""
     if allowed:
-        item, remaining, reset_at = min(windows, key=lambda window: window[1])
+        _, remaining, reset_at = min(windows, key=lambda window: window[1])
     else:
         full = [window for window in windows if window[1] <= 0] or windows
-        item, remaining, reset_at = max(full, key=lambda window: window[2])
-    return Outcome(allowed=allowed, limit=item.amount, remaining=max(0, remaining), reset_at=reset_at)
+        _, remaining, reset_at = max(full, key=lambda window: window[2])
+    return Outcome(
+        allowed=allowed, limit=windows[0][0].amount, remaining=max(0, remaining), reset_at=reset_at
+    )
 
 
 def rate_limits(app: Flask | None = None) -> RateLimits:

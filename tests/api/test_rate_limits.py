@@ -215,3 +215,21 @@ def test_the_redis_script_enforces_both_windows(app, tmp_path, monkeypatch):
     assert statuses == [200] * BURST + [429]
     monkeypatch.setattr(time, "time", lambda: real_time() + 6)
     assert client.get("/v8/artifacts/0123456789abcdef", headers=bearer(key)).status_code == 404
+
+
+def test_the_limit_header_is_per_second_when_the_sustained_window_binds(limited_app, app, monkeypatch):
+    """X-RateLimit-Limit is the requests per second allowed; Remaining and
+    Reset follow whichever window has the least room."""
+    _, key = make_tenant("acme")
+    client = limited_app.test_client()
+    _spend(client, "/v1/whoami", bearer(key), BURST)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 1.5)
+    allowed, *_, refused = _spend(client, "/v1/whoami", bearer(key), BURST + 1)
+    # The burst window is empty again, the 5-second one holds 6 of its 10.
+    assert allowed.headers["X-RateLimit-Limit"] == str(BURST)
+    assert allowed.headers["X-RateLimit-Remaining"] == str(SUSTAINED * 5 - BURST - 1)
+    assert refused.status_code == 429
+    assert refused.headers["X-RateLimit-Limit"] == str(BURST)
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert int(refused.headers["Retry-After"]) >= 3  # until the first 5 leave the 5-second window

@@ -15,4 +15,5 @@ def _count_request(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    usage.init_app(app)
     app.after_request(_count_request)

@@ -17,10 +17,10 @@ from botocore.config import Config
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
-from app import clock, create_app
+from app import create_app
 from app.extensions import db
 from config import Config as HoardConfig
-from tests import services_env
+from tests import clock, services_env
 from tests.factories import bearer, make_tenant
 from tests.live_server import free_port
 

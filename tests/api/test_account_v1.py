@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy
 
-from app import clock
 from app.services import health, plans, tenants
 from app.storage import StorageError, get_storage
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import MISSING_ID, assert_error, create, make_link
 from tests.factories import bearer

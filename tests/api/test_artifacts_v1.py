@@ -8,8 +8,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from app import clock
 from app.models import Artifact
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import (
     MISSING_ID,

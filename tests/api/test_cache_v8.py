@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app import clock
 from app.extensions import db
 from app.models import CacheEntry, CacheEvent
 from app.services import tenants
+from tests import clock
 from tests.factories import bearer, make_tenant
 from tests.storage_probe import stored_files, upload_leftovers
 

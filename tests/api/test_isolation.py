@@ -22,8 +22,8 @@ from datetime import timedelta
 
 import pytest
 
-from app import clock
 from app.services import artifacts as artifact_service
+from tests import clock
 from tests.factories import bearer, make_tenant
 
 ALNUM = string.ascii_letters + string.digits

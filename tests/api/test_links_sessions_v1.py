@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from app import clock
 from app.extensions import db
 from app.models import Session
 from app.services import plans
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import (
     LINK_ID,

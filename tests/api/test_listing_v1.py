@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from app import clock
 from app.extensions import db
 from app.models import Artifact, ArtifactMeta
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import URL_SAFE, assert_error, create, reserve, wire
 

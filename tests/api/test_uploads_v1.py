@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from app import clock
 from app.models import Artifact, Blob
 from app.services import tenants
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import (
     assert_artifact,

@@ -14,12 +14,13 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app import cli, clock
+from app import cli
 from app.extensions import db
 from app.models import Artifact, ArtifactMeta, Blob, CacheEntry, IdempotencyRecord, Link
 from app.services import artifacts, gc, leases, tenants
 from app.storage import ObjectNotFound, get_storage
 from app.storage.keys import partial_tag
+from tests import clock
 
 pytestmark = pytest.mark.storage
 

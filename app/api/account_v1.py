@@ -5,6 +5,7 @@ from flask import Blueprint, jsonify
 from .. import ratelimit
 from ..auth import require_principal
 from ..services import accounts, health
+from . import serializers
 
 bp = Blueprint("account", __name__)
 
@@ -13,9 +14,9 @@ bp = Blueprint("account", __name__)
 @ratelimit.exempt
 def health_check():
     report = health.check()
-    return jsonify(report), 200 if report["status"] == "ok" else 503
+    return jsonify(serializers.health(report)), 200 if report.healthy else 503
 
 
 @bp.get("/v1/whoami")
 def whoami():
-    return jsonify(accounts.whoami(require_principal()))
+    return jsonify(serializers.account(accounts.whoami(require_principal())))

@@ -41,19 +41,7 @@ def upload():
 def reserve_upload():
     tenant = require_tenant()
     ticket = artifacts.reserve_from_request(tenant, parsing.json_object(), base_url=parsing.base_url())
-    artifact = ticket.artifact
-    return jsonify(
-        artifact_id=artifact.id,
-        status=artifact.status,
-        upload_url=ticket.url,
-        upload_method="PUT",
-        upload_headers=ticket.headers,
-        upload_expires_at=serializers.timestamp(ticket.expires_at),
-        expires_in=ticket.expires_in,
-        filename=artifact.filename,
-        content_type=artifact.content_type,
-        size_bytes=artifact.size_bytes,
-    ), 201
+    return jsonify(serializers.upload_ticket(ticket)), 201
 
 
 @bp.post("/<artifact_id>/complete")
@@ -70,13 +58,7 @@ def get_artifact(artifact_id: str):
 @bp.get("/<artifact_id>/download-url")
 def download_url(artifact_id: str):
     ticket = artifacts.download_url(require_tenant(), artifact_id, base_url=parsing.base_url())
-    return jsonify(
-        download_url=ticket.url,
-        expires_in=ticket.expires_in,
-        filename=ticket.artifact.filename,
-        content_type=ticket.artifact.content_type,
-        size_bytes=ticket.artifact.size_bytes,
-    )
+    return jsonify(serializers.download_ticket(ticket))
 
 
 @bp.get("")
@@ -89,19 +71,13 @@ def list_artifacts():
         limit=validation.limit(args.get("limit")),
         cursor=args.get("cursor"),
     )
-    return jsonify(
-        artifacts=[serializers.artifact(item) for item in page.items],
-        next_cursor=page.next_cursor,
-        has_more=page.next_cursor is not None,
-    )
+    return jsonify(serializers.page("artifacts", page, serializers.artifact))
 
 
 @bp.delete("/<artifact_id>")
 def delete_artifact(artifact_id: str):
     artifact = artifacts.delete_artifact(require_tenant(), artifact_id)
-    return jsonify(
-        artifact_id=artifact.id, deleted=True, deleted_at=serializers.timestamp(artifact.deleted_at)
-    )
+    return jsonify(serializers.deleted_artifact(artifact))
 
 
 @bp.post("/<artifact_id>/extend-ttl")

@@ -5,7 +5,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import ratelimit
 from ..auth import require_tenant
 from ..services import cache
-from . import cache_reads, parsing
+from . import cache_reads, parsing, serializers
 
 bp = Blueprint("cache", __name__, url_prefix="/v8/artifacts")
 
@@ -40,14 +40,14 @@ def preflight(anything: str = ""):
 
 @_route("/status", methods=["GET"])
 def status():
-    return jsonify(status=cache.cache_status(_tenant()))
+    return jsonify(serializers.cache_status(cache.cache_status(_tenant())))
 
 
 @_route("", methods=["POST"])
 def query():
     tenant = _tenant()
-    body = parsing.json_object()
-    return jsonify(cache.query_artifacts(tenant, body.get("hashes")))
+    hashes = parsing.cache_query_hashes(max_hashes=cache.MAX_QUERY_HASHES)
+    return jsonify(serializers.cache_query(cache.query_artifacts(tenant, hashes)))
 
 
 @_route("/events", methods=["POST"])
@@ -78,7 +78,7 @@ def upload(artifact_hash: str):
     )
     # turbo ignores these URLs: a Host this server does not answer to gets a
     # bare path rather than a failed upload.
-    return jsonify(urls=[f"{parsing.base_url_if_allowed()}/v8/artifacts/{artifact_hash}"]), 202
+    return jsonify(serializers.cache_upload(parsing.base_url_if_allowed(), artifact_hash)), 202
 
 
 @_route("/<path:artifact_hash>", methods=["GET", "HEAD"])

@@ -50,6 +50,18 @@ def json_object(*, default: Any = None, max_bytes: int = DEFAULT_JSON_LIMIT) -> 
     return body
 
 
+def cache_query_hashes(*, max_hashes: int) -> list[str]:
+    """The `hashes` of a cache query: a list of 1 to `max_hashes` strings."""
+    hashes = json_object().get("hashes")
+    if (
+        not isinstance(hashes, list)
+        or not 1 <= len(hashes) <= max_hashes
+        or not all(isinstance(h, str) for h in hashes)
+    ):
+        raise InvalidRequest(f"'hashes' must be a list of 1 to {max_hashes} strings")
+    return hashes
+
+
 def header_int(name: str, *, default: int = 0) -> int:
     value = request.headers.get(name)
     if value in (None, ""):

@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 
 from .. import ratelimit
 from ..services import artifacts, links
-from . import responses
+from . import responses, serializers
 
 bp = Blueprint("public", __name__)
 
@@ -14,7 +14,7 @@ bp = Blueprint("public", __name__)
 @ratelimit.public
 def receive_upload(token: str):
     receipt = artifacts.receive_upload(token, request.stream, content_length=request.content_length)
-    return jsonify(artifact_id=receipt.artifact_id, received_bytes=receipt.received_bytes)
+    return jsonify(serializers.upload_receipt(receipt))
 
 
 @bp.route("/v1/blobs/<token>", methods=["GET", "HEAD"])

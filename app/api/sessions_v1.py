@@ -26,8 +26,4 @@ def list_sessions():
         created_after=validation.timestamp(args.get("created_after"), "created_after"),
         created_before=validation.timestamp(args.get("created_before"), "created_before"),
     )
-    return jsonify(
-        sessions=[serializers.session(item) for item in page.items],
-        next_cursor=page.next_cursor,
-        has_more=page.next_cursor is not None,
-    )
+    return jsonify(serializers.page("sessions", page, serializers.session))

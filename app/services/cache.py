@@ -331,13 +331,17 @@ def _touch(connection: Connection, tenant_id: str, artifact_hash: str, last_read
         )
 
 
-def query_artifacts(tenant: Tenant, hashes: object) -> dict[str, dict | None]:
-    if (
-        not isinstance(hashes, list)
-        or not 1 <= len(hashes) <= MAX_QUERY_HASHES
-        or not all(isinstance(h, str) for h in hashes)
-    ):
-        raise InvalidRequest(f"'hashes' must be a list of 1 to {MAX_QUERY_HASHES} strings")
+@dataclass
+class QueryAnswer:
+    """What a query found: each asked hash's entry, None when there is none;
+    hashes no entry could have are in `invalid`."""
+
+    hashes: list[str]
+    entries: dict[str, CacheEntry]
+    invalid: set[str]
+
+
+def query_artifacts(tenant: Tenant, hashes: list[str]) -> QueryAnswer:
     _require_usable(tenant)
     valid = [h for h in hashes if is_valid_hash(h)]
     entries = {
@@ -346,19 +350,7 @@ def query_artifacts(tenant: Tenant, hashes: object) -> dict[str, dict | None]:
             select(CacheEntry).where(CacheEntry.tenant_id == tenant.id, CacheEntry.hash.in_(valid))
         )
     }
-    result: dict[str, dict | None] = {}
-    for artifact_hash in hashes:
-        if artifact_hash not in valid:
-            result[artifact_hash] = {"error": {"message": "invalid hash"}}
-        elif (entry := entries.get(artifact_hash)) is None:
-            result[artifact_hash] = None
-        else:
-            result[artifact_hash] = {
-                "size": entry.size_bytes,
-                "taskDurationMs": entry.duration_ms,
-                "tag": entry.tag or "",
-            }
-    return result
+    return QueryAnswer(hashes=hashes, entries=entries, invalid=set(hashes) - set(valid))
 
 
 def record_events(
@@ -422,8 +414,25 @@ def _canonical_uuid(value: object) -> str | None:
         return None
 
 
-def stats(tenant: Tenant) -> dict:
+@dataclass
+class CacheStats:
     """This month's cache figures, and what turbo's reported events add up to."""
+
+    month: str
+    hits: int
+    misses: int
+    bytes_served: int
+    bytes_uploaded: int
+    reported_events: dict[str, int]
+    time_saved_ms: int
+
+    @property
+    def hit_rate(self) -> float | None:
+        served = self.hits + self.misses
+        return round(self.hits / served, 4) if served else None
+
+
+def stats(tenant: Tenant) -> CacheStats:
     month = usage.month_usage(tenant)
     events = db.session.execute(
         select(
@@ -436,16 +445,12 @@ def stats(tenant: Tenant) -> dict:
         .group_by(CacheEvent.source, CacheEvent.event)
     ).all()
     plural = {"HIT": "hits", "MISS": "misses"}
-    reported = {f"{source.lower()}_{plural[event]}": count for source, event, count, _ in events}
-    time_saved_ms = sum(int(saved) for _, event, _, saved in events if event == "HIT")
-    served = month["cache_hits"] + month["cache_misses"]
-    return {
-        "month": usage.current_month(),
-        "hits": month["cache_hits"],
-        "misses": month["cache_misses"],
-        "hit_rate": round(month["cache_hits"] / served, 4) if served else None,
-        "bytes_served": month["cache_bytes_served"],
-        "bytes_uploaded": month["cache_bytes_uploaded"],
-        "reported_events": reported,
-        "time_saved_ms": time_saved_ms,
-    }
+    return CacheStats(
+        month=usage.current_month(),
+        hits=month["cache_hits"],
+        misses=month["cache_misses"],
+        bytes_served=month["cache_bytes_served"],
+        bytes_uploaded=month["cache_bytes_uploaded"],
+        reported_events={f"{source.lower()}_{plural[event]}": count for source, event, count, _ in events},
+        time_saved_ms=sum(int(saved) for _, event, _, saved in events if event == "HIT"),
+    )

@@ -7,7 +7,6 @@ reveals nothing (no tenant or artifact id, no expiry) to whoever holds or
 logs the URL, and it cannot be altered or used for another purpose.
 """
 
-import base64
 import hashlib
 import hmac
 import json
@@ -20,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, current_app
 
-from . import clock
+from . import b64url, clock
 
 NONCE_BYTES = 12
 
@@ -31,14 +30,6 @@ class InvalidToken(Exception):
 
 class ExpiredToken(InvalidToken):
     pass
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def secret_key(app: Flask) -> str:
@@ -77,13 +68,13 @@ def sign(purpose: str, payload: dict, *, expires_in: int) -> str:
     plain = json.dumps({**payload, "exp": expires}, separators=(",", ":")).encode()
     nonce = os.urandom(NONCE_BYTES)
     sealed = _cipher(secret_key(current_app)).encrypt(nonce, plain, purpose.encode())
-    return _b64(nonce + sealed)
+    return b64url.encode(nonce + sealed)
 
 
 def verify(purpose: str, token: str) -> dict:
     """The payload of a valid token; InvalidToken or ExpiredToken otherwise."""
     try:
-        raw = _unb64(token)
+        raw = b64url.decode(token)
         plain = _cipher(secret_key(current_app)).decrypt(
             raw[:NONCE_BYTES], raw[NONCE_BYTES:], purpose.encode()
         )

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
+from app.api import serializers  # noqa: E402
 from app.clock import now  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Artifact, Tenant  # noqa: E402
@@ -279,7 +280,7 @@ def listing_from(tenant: Tenant, filters: artifacts.ListFilters) -> tuple[str, d
     """The service's own `artifacts ... WHERE ... ORDER BY ...` for this filter
     (no cursor, no LIMIT) and its parameters, so counts and offsets use exactly
     the statement being timed."""
-    sql, params = capture(lambda: artifacts.list_artifacts(tenant, filters=filters, limit=1, cursor=None))
+    sql, params = capture(lambda: artifacts.list_artifacts(tenant, filters=filters, limit=1, after=None))
     tail = MAIN_FROM.split(sql, maxsplit=1)[1]
     return "artifacts" + tail.rsplit("LIMIT", 1)[0], params
 
@@ -288,6 +289,11 @@ def live_count(tenant: Tenant, filters: artifacts.ListFilters) -> int:
     body, params = listing_from(tenant, filters)
     body = body.rsplit("ORDER BY", 1)[0]
     return db.session.connection().exec_driver_sql(f"SELECT count(*) FROM {body}", params).scalar()
+
+
+def after_row(row: Artifact) -> cursors.Position:
+    """The listing position just after `row`."""
+    return (row.created_at, row.id)
 
 
 def row_at(tenant: Tenant, filters: artifacts.ListFilters, position: int) -> Artifact:
@@ -380,24 +386,20 @@ def run_cases(app, tenant: Tenant, key: str, repeat: int) -> list[Result]:
             total = live_count(tenant, case.filters)
             if case.deep and total > 4 * PAGE:
                 position = total // 2
-                pages.append(
-                    ("deep", position, artifacts.encode_cursor(row_at(tenant, case.filters, position - 1)))
-                )
+                pages.append(("deep", position, after_row(row_at(tenant, case.filters, position - 1))))
                 # The walk's last page, where every dead row further down is read.
                 position = total - PAGE // 2
-                pages.append(
-                    ("last", position, artifacts.encode_cursor(row_at(tenant, case.filters, position - 1)))
-                )
-        for page, position, cursor in pages:
+                pages.append(("last", position, after_row(row_at(tenant, case.filters, position - 1))))
+        for page, position, after in pages:
 
-            def list_page(cursor=cursor, case=case) -> cursors.Page:
-                return artifacts.list_artifacts(tenant, filters=case.filters, limit=PAGE, cursor=cursor)
+            def list_page(after=after, case=case) -> cursors.Page:
+                return artifacts.list_artifacts(tenant, filters=case.filters, limit=PAGE, after=after)
 
             def service(list_page=list_page) -> list[str]:
                 with app.app_context():
                     return [item.id for item in list_page().items]
 
-            query = {"limit": PAGE, **case.query, **({"cursor": cursor} if cursor else {})}
+            query = {"limit": PAGE, **case.query, **({"cursor": serializers.cursor(after)} if after else {})}
 
             def http(url="/v1/artifacts?" + urlencode(query)) -> list[str]:
                 response = client.get(url, headers=auth)

@@ -53,11 +53,11 @@ def query():
 @_route("/events", methods=["POST"])
 def events():
     tenant = _tenant()
+    body = parsing.json_body()
+    client_ci = parsing.header_str("x-artifact-client-ci", max_length=50)
+    client_interactive = parsing.header_flag("x-artifact-client-interactive")
     cache.record_events(
-        tenant,
-        parsing.json_body(),
-        client_ci=parsing.header_str("x-artifact-client-ci", max_length=50),
-        client_interactive=parsing.header_flag("x-artifact-client-interactive"),
+        tenant, parsing.cache_events(body), client_ci=client_ci, client_interactive=client_interactive
     )
     return Response(status=200)
 

@@ -1,14 +1,16 @@
 """Models and service results → the JSON the contracts specify. Every field,
 always; the only place a response body is shaped (errors: app/errors.py)."""
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 
+from .. import b64url
 from ..models import Artifact, Link, Session
 from ..services.accounts import Account
 from ..services.artifacts import DownloadTicket, UploadReceipt, UploadTicket
 from ..services.cache import CacheStats, QueryAnswer
-from ..services.cursors import Page
+from ..services.cursors import Page, Position
 from ..services.health import HealthReport
 
 
@@ -66,9 +68,17 @@ def page(name: str, items: Page, item: Callable[[object], dict]) -> dict:
     """The list envelope every /v1 listing shares."""
     return {
         name: [item(row) for row in items.items],
-        "next_cursor": items.next_cursor,
-        "has_more": items.next_cursor is not None,
+        "next_cursor": cursor(items.next_after),
+        "has_more": items.next_after is not None,
     }
+
+
+def cursor(position: Position | None) -> str | None:
+    """A listing position as an opaque cursor (api/parsing.py reads it back)."""
+    if position is None:
+        return None
+    at, item_id = position
+    return b64url.encode(json.dumps([at.isoformat(), item_id], separators=(",", ":")).encode())
 
 
 def deleted_artifact(item: Artifact) -> dict:

@@ -3,8 +3,8 @@
 from flask import Blueprint, jsonify, request
 
 from ..auth import require_tenant
-from ..services import sessions, validation
-from . import serializers
+from ..services import sessions
+from . import parsing, serializers
 
 bp = Blueprint("sessions", __name__, url_prefix="/v1/sessions")
 
@@ -21,9 +21,9 @@ def list_sessions():
     args = request.args
     page = sessions.list_sessions(
         tenant,
-        limit=validation.limit(args.get("limit")),
-        after=args.get("after") or args.get("cursor"),
-        created_after=validation.timestamp(args.get("created_after"), "created_after"),
-        created_before=validation.timestamp(args.get("created_before"), "created_before"),
+        limit=parsing.limit(args.get("limit")),
+        created_after=parsing.timestamp(args.get("created_after"), "created_after"),
+        created_before=parsing.timestamp(args.get("created_before"), "created_before"),
+        after=parsing.session_cursor(args),  # read last, as the service once did
     )
     return jsonify(serializers.page("sessions", page, serializers.session))

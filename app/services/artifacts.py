@@ -5,9 +5,6 @@ the rows that make an artifact visible are committed only after the bytes are
 durable. Identical bytes within a tenant share one blob row and object.
 """
 
-import base64
-import binascii
-import io
 import re
 import secrets
 import string
@@ -104,22 +101,6 @@ def _new_artifact(
         expires_at=fields.expires_after(created),
         **columns,
     )
-
-
-def decode_base64_content(content: object, encoding: object, *, max_size: int) -> bytes:
-    if encoding not in (None, "base64"):
-        raise InvalidRequest("content_encoding must be 'base64'")
-    if not isinstance(content, str):
-        raise InvalidRequest("content must be a base64 string")
-    if len(content) > (max_size // 3 + 1) * 4 + 4:
-        raise FileTooLarge(f"content may be at most {max_size} bytes decoded")
-    try:
-        data = base64.b64decode(content, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("content is not valid base64") from None
-    if len(data) > max_size:
-        raise FileTooLarge(f"content may be at most {max_size} bytes decoded")
-    return data
 
 
 def _store(
@@ -275,11 +256,9 @@ class UploadTicket:
 
 
 def reserve_upload(
-    tenant: Tenant, *, fields: validation.ArtifactFields, size_bytes: object, base_url: str
+    tenant: Tenant, *, fields: validation.ArtifactFields, size_bytes: int, base_url: str
 ) -> UploadTicket:
     """Create a pending artifact and the URL its bytes are to be PUT to."""
-    if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 1:
-        raise InvalidRequest("size_bytes must be a positive integer")
     max_size = current_app.config["PRESIGNED_MAX_BYTES"]
     if size_bytes > max_size:
         raise FileTooLarge(f"presigned uploads may be at most {max_size} bytes")
@@ -551,15 +530,13 @@ class ListFilters:
     metadata: dict[str, str] | None = None
 
 
-def encode_cursor(artifact: Artifact) -> str:
-    return cursors.encode(artifact.created_at, artifact.id)
-
-
-def _is_artifact_id(value: str) -> bool:
+def is_artifact_id(value: str) -> bool:
     return bool(ARTIFACT_ID.match(value))
 
 
-def list_artifacts(tenant: Tenant, *, filters: ListFilters, limit: int, cursor: str | None) -> cursors.Page:
+def list_artifacts(
+    tenant: Tenant, *, filters: ListFilters, limit: int, after: cursors.Position | None
+) -> cursors.Page:
     """One page in (created_at DESC, id DESC) order; live artifacts only."""
     current = now()
     query = select(Artifact).where(
@@ -592,9 +569,7 @@ def list_artifacts(tenant: Tenant, *, filters: ListFilters, limit: int, cursor: 
         query,
         at=Artifact.created_at,
         key=Artifact.id,
-        cursor=cursor,
-        name="cursor",
-        valid_id=_is_artifact_id,
+        after=after,
         limit=limit,
     )
 
@@ -617,12 +592,11 @@ def delete_artifact(tenant: Tenant, artifact_id: str) -> Artifact:
     return artifact
 
 
-def extend_ttl(tenant: Tenant, artifact_id: str, ttl: object) -> Artifact:
-    """expires_at becomes max(current, now + ttl), under the plan's limits."""
-    if ttl is None or ttl == "":
-        # Unlike an upload, there is no default to fall back on.
-        raise InvalidRequest("ttl is required")
-    new_expiry = validation.expiry(ttl, plan_for(tenant.plan))
+def extend_ttl(tenant: Tenant, artifact_id: str, ttl_seconds: int | None) -> Artifact:
+    """expires_at becomes max(current, now + ttl), under the plan's limits
+    (ttl_seconds None: never expires)."""
+    lifetime = validation.lifetime(ttl_seconds, plan_for(tenant.plan))
+    new_expiry = None if lifetime is None else now() + lifetime
     artifact = find_artifact(tenant, artifact_id, for_update=True)
     ensure_live(artifact)
     if new_expiry is None:
@@ -631,68 +605,3 @@ def extend_ttl(tenant: Tenant, artifact_id: str, ttl: object) -> Artifact:
         artifact.expires_at = max(artifact.expires_at, new_expiry)
     db.session.commit()
     return artifact
-
-
-# -- request shapes ------------------------------------------------------------
-
-
-def artifact_fields(
-    tenant: Tenant, raw: dict, *, part_filename: str | None = None, part_content_type: str | None = None
-) -> validation.ArtifactFields:
-    """Validate what the caller said about a new artifact."""
-    name = validation.filename(raw.get("filename") or part_filename)
-    return validation.ArtifactFields(
-        filename=name,
-        content_type=validation.content_type(raw.get("content_type"), part_content_type, name),
-        session_id=validation.label(raw.get("session_id"), "session_id"),
-        agent_id=validation.label(raw.get("agent_id"), "agent_id"),
-        ttl=validation.ttl(raw.get("ttl"), plan_for(tenant.plan)),
-        metadata=validation.metadata(raw.get("metadata")),
-    )
-
-
-def upload_multipart(
-    tenant: Tenant,
-    *,
-    stream: BinaryIO,
-    size: int,
-    part_filename: str | None,
-    part_content_type: str | None,
-    raw_fields: dict,
-    idempotency_key: str | None,
-) -> tuple[Artifact, bool]:
-    fields = artifact_fields(
-        tenant, raw_fields, part_filename=part_filename, part_content_type=part_content_type
-    )
-    return create_artifact(
-        tenant,
-        body=stream,
-        size_hint=size,
-        max_size=current_app.config["MULTIPART_MAX_BYTES"],
-        fields=fields,
-        idempotency_key=validation.idempotency_key(idempotency_key),
-    )
-
-
-def upload_base64(tenant: Tenant, body: dict, *, idempotency_key: str | None) -> tuple[Artifact, bool]:
-    if "filename" not in body or "content" not in body:
-        raise InvalidRequest("filename and content are required")
-    fields = artifact_fields(tenant, body)
-    max_size = current_app.config["JSON_UPLOAD_MAX_BYTES"]
-    data = decode_base64_content(body["content"], body.get("content_encoding"), max_size=max_size)
-    return create_artifact(
-        tenant,
-        body=io.BytesIO(data),
-        size_hint=len(data),
-        max_size=max_size,
-        fields=fields,
-        idempotency_key=validation.idempotency_key(idempotency_key),
-    )
-
-
-def reserve_from_request(tenant: Tenant, body: dict, *, base_url: str) -> UploadTicket:
-    if "filename" not in body:
-        raise InvalidRequest("filename is required")
-    return reserve_upload(
-        tenant, fields=artifact_fields(tenant, body), size_bytes=body.get("size_bytes"), base_url=base_url
-    )

@@ -9,6 +9,7 @@ from ..errors import InvalidRequest, SessionNotFound, SessionSealed
 from ..extensions import db
 from ..models import Session, Tenant
 from . import cursors, validation
+from .cursors import Position
 
 
 def lock_for_upload(tenant: Tenant, session_id: str | None) -> Session | None:
@@ -74,18 +75,11 @@ def seal_session(tenant: Tenant, session_id: str) -> Session:
     return session
 
 
-def _is_label(value: str) -> bool:
-    try:
-        return validation.label(value, "after") is not None
-    except InvalidRequest:
-        return False
-
-
 def list_sessions(
     tenant: Tenant,
     *,
     limit: int,
-    after: str | None,
+    after: Position | None,
     created_after: datetime | None,
     created_before: datetime | None,
 ) -> cursors.Page:
@@ -99,8 +93,6 @@ def list_sessions(
         query,
         at=Session.last_artifact_at,
         key=Session.session_id,
-        cursor=after,
-        name="after",
-        valid_id=_is_label,
+        after=after,
         limit=limit,
     )

@@ -3,7 +3,8 @@
 from flask import Blueprint, jsonify, request
 
 from ..auth import require_tenant
-from ..services import artifacts, links
+from ..services import links
+from ..services.artifacts import lifecycle, presigned, reads, uploads
 from ..services.plans import plan_for
 from . import parsing, serializers
 
@@ -14,7 +15,7 @@ bp = Blueprint("artifacts", __name__, url_prefix="/v1/artifacts")
 def upload():
     tenant = require_tenant()
     upload = parsing.artifact_upload(plan_for(tenant.plan))
-    artifact, created = artifacts.create_artifact(
+    artifact, created = uploads.create_artifact(
         tenant,
         body=upload.body,
         size_hint=upload.size,
@@ -31,24 +32,24 @@ def reserve_upload():
     body = parsing.json_object()
     base_url = parsing.base_url()
     fields, size_bytes = parsing.reservation(body, plan_for(tenant.plan))
-    ticket = artifacts.reserve_upload(tenant, fields=fields, size_bytes=size_bytes, base_url=base_url)
+    ticket = presigned.reserve_upload(tenant, fields=fields, size_bytes=size_bytes, base_url=base_url)
     return jsonify(serializers.upload_ticket(ticket)), 201
 
 
 @bp.post("/<artifact_id>/complete")
 def complete_upload(artifact_id: str):
-    artifact = artifacts.complete_upload(require_tenant(), artifact_id)
+    artifact = presigned.complete_upload(require_tenant(), artifact_id)
     return jsonify(serializers.artifact(artifact))
 
 
 @bp.get("/<artifact_id>")
 def get_artifact(artifact_id: str):
-    return jsonify(serializers.artifact(artifacts.get_artifact(require_tenant(), artifact_id)))
+    return jsonify(serializers.artifact(reads.get_artifact(require_tenant(), artifact_id)))
 
 
 @bp.get("/<artifact_id>/download-url")
 def download_url(artifact_id: str):
-    ticket = artifacts.download_url(require_tenant(), artifact_id, base_url=parsing.base_url())
+    ticket = reads.download_url(require_tenant(), artifact_id, base_url=parsing.base_url())
     return jsonify(serializers.download_ticket(ticket))
 
 
@@ -56,7 +57,7 @@ def download_url(artifact_id: str):
 def list_artifacts():
     tenant = require_tenant()
     args = request.args
-    page = artifacts.list_artifacts(
+    page = reads.list_artifacts(
         tenant,
         filters=parsing.artifact_filters(args),
         limit=parsing.limit(args.get("limit")),
@@ -67,7 +68,7 @@ def list_artifacts():
 
 @bp.delete("/<artifact_id>")
 def delete_artifact(artifact_id: str):
-    artifact = artifacts.delete_artifact(require_tenant(), artifact_id)
+    artifact = lifecycle.delete_artifact(require_tenant(), artifact_id)
     return jsonify(serializers.deleted_artifact(artifact))
 
 
@@ -75,7 +76,7 @@ def delete_artifact(artifact_id: str):
 def extend_ttl(artifact_id: str):
     tenant = require_tenant()
     ttl_seconds = parsing.required_ttl(parsing.json_object())
-    return jsonify(serializers.artifact(artifacts.extend_ttl(tenant, artifact_id, ttl_seconds)))
+    return jsonify(serializers.artifact(lifecycle.extend_ttl(tenant, artifact_id, ttl_seconds)))
 
 
 @bp.post("/<artifact_id>/links")

@@ -23,7 +23,7 @@ from werkzeug.http import parse_options_header
 from .. import b64url
 from ..errors import FileTooLarge, InvalidRequest
 from ..services import validation
-from ..services.artifacts import ListFilters, is_artifact_id
+from ..services.artifacts.reads import ListFilters, is_artifact_id
 from ..services.cache import MAX_EVENTS, EventInput, is_valid_hash
 from ..services.plans import Plan
 from ..services.validation import MAX_METADATA_BYTES, METADATA_KEY

@@ -8,7 +8,8 @@ from datetime import datetime
 from .. import b64url
 from ..models import Artifact, Link, Session
 from ..services.accounts import Account
-from ..services.artifacts import DownloadTicket, UploadReceipt, UploadTicket
+from ..services.artifacts.presigned import UploadReceipt, UploadTicket
+from ..services.artifacts.reads import DownloadTicket
 from ..services.cache import CacheStats, QueryAnswer
 from ..services.cursors import Page, Position
 from ..services.health import HealthReport

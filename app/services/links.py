@@ -11,7 +11,8 @@ from ..clock import now
 from ..errors import InvalidRequest, LinkExpired, LinkNotFound, QuotaExceeded
 from ..extensions import db
 from ..models import Artifact, Link, Tenant
-from . import artifacts
+from .artifacts import reads
+from .artifacts.uploads import UPGRADE_URL
 from .plans import PLANS, plan_for
 
 DEFAULT_LINK_SECONDS = 7 * 86400
@@ -37,11 +38,11 @@ def create_link(tenant: Tenant, artifact_id: str, *, expires_in: int | None) -> 
     """A link for `expires_in` seconds (None: the default), within the plan's limits."""
     plan = plan_for(tenant.plan)
     seconds = _link_seconds(expires_in, plan)
-    artifacts.ensure_downloadable(artifacts.find_artifact(tenant, artifact_id))
+    reads.ensure_downloadable(reads.find_artifact(tenant, artifact_id))
     if plan.max_active_links is not None and active_link_count(tenant) >= plan.max_active_links:
         raise QuotaExceeded(
             f"the {plan.name} plan allows {plan.max_active_links} active links",
-            **({"upgrade_url": artifacts.UPGRADE_URL} if plan.name == "free" else {}),
+            **({"upgrade_url": UPGRADE_URL} if plan.name == "free" else {}),
         )
     created = now()
     link = Link(
@@ -64,7 +65,7 @@ def _link_seconds(expires_in: int | None, plan) -> int:
         if expires_in <= longest:
             raise QuotaExceeded(
                 f"the {plan.name} plan allows links of at most {plan.max_link_seconds // 86400} days",
-                upgrade_url=artifacts.UPGRADE_URL,
+                upgrade_url=UPGRADE_URL,
             )
         raise InvalidRequest(f"expires_in may be at most {longest} seconds")
     return expires_in
@@ -81,4 +82,4 @@ def artifact_for_link(link_id: str) -> Artifact:
         raise LinkNotFound()
     if link.expires_at <= now():
         raise LinkExpired()
-    return artifacts.ensure_downloadable(link.artifact)
+    return reads.ensure_downloadable(link.artifact)

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from app import cli
 from app.extensions import db
 from app.models import Artifact, ArtifactMeta, Blob, CacheEntry, IdempotencyRecord, Link
-from app.services import artifacts, gc, leases, tenants
+from app.services import gc, leases, tenants
+from app.services.artifacts import uploads
 from app.storage import ObjectNotFound, get_storage
 from app.storage.keys import partial_tag
 from tests import clock
@@ -503,7 +504,7 @@ def test_gc_during_an_upload_of_identical_bytes_never_loses_them(app, client, au
     SQLite: gc waits for the upload's write lock, then sees the reference."""
     delete(client, auth, upload(client, auth))
     postgres = db.engine.dialect.name == "postgresql"
-    real_attach = artifacts._attach_blob
+    real_attach = uploads.attach_blob
     threads, results, waited = [], [], []
 
     def attach_while_gc_runs(tenant, stored):
@@ -513,7 +514,7 @@ def test_gc_during_an_upload_of_identical_bytes_never_loses_them(app, client, au
         waited.append(threads[-1].is_alive())
         return found or real_attach(tenant, stored)
 
-    monkeypatch.setattr(artifacts, "_attach_blob", attach_while_gc_runs)
+    monkeypatch.setattr(uploads, "attach_blob", attach_while_gc_runs)
     artifact_id = upload(client, auth, ttl="never")
     threads[0].join()
 
@@ -537,7 +538,7 @@ def test_an_upload_that_found_a_blob_gc_then_released_retries_with_its_own_bytes
         pytest.skip("SQLite's lookup runs under the write lock: it cannot be stale")
     delete(client, auth, upload(client, auth))
     (old_key,) = blob_keys()
-    real_attach = artifacts._attach_blob
+    real_attach = uploads.attach_blob
     results, lookups = [], []
 
     def stale_once(tenant, stored):
@@ -548,7 +549,7 @@ def test_an_upload_that_found_a_blob_gc_then_released_retries_with_its_own_bytes
         _gc_in_its_own_context(app, results).join()
         return stale, True
 
-    monkeypatch.setattr(artifacts, "_attach_blob", stale_once)
+    monkeypatch.setattr(uploads, "attach_blob", stale_once)
     artifact_id = upload(client, auth, ttl="never")
 
     (report,) = results

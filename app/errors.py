@@ -14,6 +14,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
+from .storage.base import BodyTooLarge, IncompleteBody
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,14 @@ class ServiceUnavailable(ApiError):
 
 class InternalError(ApiError):
     pass
+
+
+def refused_body(exc: BodyTooLarge | IncompleteBody, *, what: str) -> ApiError:
+    """A body storage refused as it streamed: over `what`'s limit, or shorter
+    than announced. Either way nothing was stored."""
+    if isinstance(exc, BodyTooLarge):
+        return FileTooLarge(f"{what} may be at most {exc.max_size} bytes")
+    return InvalidRequest(f"the body ended after {exc.received} of {exc.expected} bytes; nothing was stored")
 
 
 # Framework errors (unknown route, wrong method, body too large, a malformed

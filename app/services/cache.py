@@ -1,6 +1,5 @@
 """The build cache: Turborepo's remote cache rules, per tenant."""
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
@@ -9,7 +8,6 @@ from flask import current_app
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import storage as storage_errors
 from ..clock import now
 from ..errors import (
     Conflict,
@@ -21,14 +19,14 @@ from ..errors import (
     Paused,
     RemoteCachingDisabled,
     Unauthorized,
+    refused_body,
 )
 from ..extensions import db
 from ..models import ApiKey, CacheEntry, CacheEvent, Tenant
-from ..storage import get_storage, keys
+from ..storage import BodyTooLarge, IncompleteBody, ObjectNotFound, StoredObject, get_storage, keys
 from . import leases, usage
 from .downloads import Download, open_download
 
-HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_QUERY_HASHES = 100
 OPEN_ATTEMPTS = 20
 # Each lost swap means another PUT of the hash committed meanwhile.
@@ -95,7 +93,8 @@ class CacheDownload:
 
 
 def is_valid_hash(artifact_hash: str) -> bool:
-    return bool(HASH_PATTERN.match(artifact_hash)) and artifact_hash not in (".", "..")
+    # A hash is part of its entry's storage key: the key part's rule is the hash's.
+    return keys.is_safe_part(artifact_hash)
 
 
 def validate_hash(artifact_hash: str) -> str:
@@ -169,14 +168,12 @@ def put_artifact(
             # turbo verifies its own archives (and signs them when asked to).
             sha256=False,
         )
-    except storage_errors.BodyTooLarge as exc:
+    except BodyTooLarge as exc:
         if quota_bound:
             raise OverLimit() from None
-        raise FileTooLarge(f"artifacts may be at most {exc.max_size} bytes") from None
-    except storage_errors.IncompleteBody as exc:
-        raise InvalidRequest(
-            f"the body ended after {exc.received} of {exc.expected} bytes; nothing was stored"
-        ) from None
+        raise refused_body(exc, what="artifacts") from None
+    except IncompleteBody as exc:
+        raise refused_body(exc, what="artifacts") from None
     try:
         replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers, lease)
     except BaseException:
@@ -190,7 +187,7 @@ def put_artifact(
 def _point_entry_at(
     tenant: Tenant,
     artifact_hash: str,
-    stored: storage_errors.StoredObject,
+    stored: StoredObject,
     headers: ArtifactHeaders,
     lease: leases.Lease,
 ) -> str | None:
@@ -302,7 +299,7 @@ def open_read(
             download = open_download(
                 entry.storage_key, entry.size_bytes, with_body=with_body, may_redirect=not entry.tag
             )
-        except storage_errors.ObjectNotFound:
+        except ObjectNotFound:
             read = find_read(connection, key_digest=key_digest, artifact_hash=artifact_hash)
             if read is None:
                 raise Unauthorized() from None

@@ -48,7 +48,6 @@ from ..models import (
 )
 from ..storage import ObjectNotFound, Storage, StorageError, get_storage
 from . import leases
-from .artifacts.uploads import IDEMPOTENCY_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def purge_records(*, now: datetime, dry_run: bool = False) -> Tally:
     cache events past EVENT_RETENTION (the hit-rate figures look back that far)."""
     tally = Tally()
     for model, cutoff in (
-        (IdempotencyRecord, now - IDEMPOTENCY_WINDOW),
+        (IdempotencyRecord, now - IdempotencyRecord.REPLAY_WINDOW),
         (CacheEvent, now - EVENT_RETENTION),
     ):
         condition = model.created_at < cutoff

@@ -1,23 +1,20 @@
 """Public links: unauthenticated downloads of one artifact until they expire."""
 
 import re
-import secrets
-import string
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from ..clock import now
 from ..errors import InvalidRequest, LinkExpired, LinkNotFound, QuotaExceeded
 from ..extensions import db
 from ..models import Artifact, Link, Tenant
 from .artifacts import reads
-from .artifacts.uploads import UPGRADE_URL
-from .plans import PLANS, plan_for
+from .ids import random_id
+from .plans import PLANS, plan_for, upgrade_offer
 
 DEFAULT_LINK_SECONDS = 7 * 86400
 LINK_ID = re.compile(r"^lnk_[A-Za-z0-9]{20}$")
-_ALNUM = string.ascii_letters + string.digits
 
 
 def active_link_count(tenant: Tenant) -> int:
@@ -28,8 +25,7 @@ def active_link_count(tenant: Tenant) -> int:
         .where(
             Link.tenant_id == tenant.id,
             Link.expires_at > current,
-            Artifact.deleted_at.is_(None),
-            or_(Artifact.expires_at.is_(None), Artifact.expires_at > current),
+            Artifact.live_at(current),
         )
     )
 
@@ -42,11 +38,11 @@ def create_link(tenant: Tenant, artifact_id: str, *, expires_in: int | None) -> 
     if plan.max_active_links is not None and active_link_count(tenant) >= plan.max_active_links:
         raise QuotaExceeded(
             f"the {plan.name} plan allows {plan.max_active_links} active links",
-            **({"upgrade_url": UPGRADE_URL} if plan.name == "free" else {}),
+            **upgrade_offer(plan, lambda other: other.max_active_links > plan.max_active_links),
         )
     created = now()
     link = Link(
-        id="lnk_" + "".join(secrets.choice(_ALNUM) for _ in range(20)),
+        id=random_id("lnk_", 20),
         tenant_id=tenant.id,
         artifact_id=artifact_id,
         created_at=created,
@@ -65,7 +61,7 @@ def _link_seconds(expires_in: int | None, plan) -> int:
         if expires_in <= longest:
             raise QuotaExceeded(
                 f"the {plan.name} plan allows links of at most {plan.max_link_seconds // 86400} days",
-                upgrade_url=UPGRADE_URL,
+                **upgrade_offer(plan, lambda other: expires_in <= other.max_link_seconds),
             )
         raise InvalidRequest(f"expires_in may be at most {longest} seconds")
     return expires_in

@@ -4,10 +4,12 @@ Every figure is a number: the official CLI formats whoami's limits as
 integers and crashes on null, so "unlimited" is a large finite allowance.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 GB = 1000**3
+UPGRADE_URL = "https://artifacta.io/pricing"
 
 
 @dataclass(frozen=True)
@@ -45,3 +47,11 @@ PLANS = {
 
 def plan_for(plan_name: str) -> Plan:
     return PLANS.get(plan_name, PLANS["pro"])
+
+
+def upgrade_offer(plan: Plan, allows: Callable[[Plan], bool]) -> dict[str, str]:
+    """`upgrade_url` for a refusal's body, when a plan above `plan` (later in
+    PLANS) allows what `plan` refused."""
+    names = list(PLANS)
+    above = names[names.index(plan.name) + 1 :] if plan.name in PLANS else []
+    return {"upgrade_url": UPGRADE_URL} if any(allows(PLANS[name]) for name in above) else {}

@@ -10,12 +10,11 @@ from datetime import datetime, timedelta
 from itertools import chain
 
 from ..errors import InvalidRequest, TtlExceedsPlanLimit
-from .plans import PLANS, Plan
+from .plans import Plan, upgrade_offer
 
 METADATA_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 MAX_METADATA_BYTES = 8 * 1024
 OCTET_STREAM = "application/octet-stream"
-UPGRADE_URL = "https://artifacta.io/pricing"
 
 
 @dataclass
@@ -139,7 +138,7 @@ def lifetime(seconds: int | None, plan: Plan) -> timedelta | None:
         if not plan.allows_never:
             raise TtlExceedsPlanLimit(
                 f"ttl 'never' is not available on the {plan.name} plan",
-                **_upgrade(lambda other: other.allows_never),
+                **upgrade_offer(plan, lambda other: other.allows_never),
             )
         return None
     # Compared in seconds: a well-formed but huge TTL (9999999999w) is over
@@ -147,11 +146,6 @@ def lifetime(seconds: int | None, plan: Plan) -> timedelta | None:
     if seconds > plan.max_ttl.total_seconds():
         raise TtlExceedsPlanLimit(
             f"the {plan.name} plan allows a ttl of at most {plan.max_ttl.days}d",
-            **_upgrade(lambda other: seconds <= other.max_ttl.total_seconds()),
+            **upgrade_offer(plan, lambda other: seconds <= other.max_ttl.total_seconds()),
         )
     return timedelta(seconds=seconds)
-
-
-def _upgrade(allows) -> dict:
-    """`upgrade_url`, when some plan would allow what this one does not."""
-    return {"upgrade_url": UPGRADE_URL} if any(allows(plan) for plan in PLANS.values()) else {}

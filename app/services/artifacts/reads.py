@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, select
 
 from ... import signing
 from ...clock import now
@@ -42,7 +42,7 @@ def find_artifact(tenant: Tenant, artifact_id: str, *, for_update: bool = False)
 def ensure_live(artifact: Artifact) -> Artifact:
     if artifact.deleted_at is not None:
         raise ArtifactAlreadyDeleted()
-    if artifact.expires_at is not None and artifact.expires_at <= now():
+    if artifact.expired_at(now()):
         raise ArtifactExpired()
     return artifact
 
@@ -135,12 +135,7 @@ def list_artifacts(
     tenant: Tenant, *, filters: ListFilters, limit: int, after: cursors.Position | None
 ) -> cursors.Page:
     """One page in (created_at DESC, id DESC) order; live artifacts only."""
-    current = now()
-    query = select(Artifact).where(
-        Artifact.tenant_id == tenant.id,
-        Artifact.deleted_at.is_(None),
-        or_(Artifact.expires_at.is_(None), Artifact.expires_at > current),
-    )
+    query = select(Artifact).where(Artifact.tenant_id == tenant.id, Artifact.live_at(now()))
     for column, value in (
         (Artifact.session_id, filters.session_id),
         (Artifact.agent_id, filters.agent_id),

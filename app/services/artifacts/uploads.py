@@ -7,28 +7,23 @@ the rows that make an artifact visible are committed only after the bytes are
 durable. Identical bytes within a tenant share one blob row and object.
 """
 
-import secrets
-import string
-from datetime import timedelta
 from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ...clock import now
-from ...errors import Conflict, FileTooLarge, InvalidRequest, QuotaExceeded
+from ...errors import Conflict, QuotaExceeded, refused_body
 from ...extensions import db
 from ...models import Artifact, ArtifactMeta, Blob, IdempotencyRecord, Tenant
 from ...storage import BodyTooLarge, IncompleteBody, StoredObject, get_storage, keys
 from .. import leases, sessions, usage, validation
-
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
-UPGRADE_URL = validation.UPGRADE_URL
-_ALNUM = string.ascii_letters + string.digits
+from ..ids import random_id
+from ..plans import plan_for, upgrade_offer
 
 
 def new_artifact_id() -> str:
-    return "art_" + "".join(secrets.choice(_ALNUM) for _ in range(16))
+    return random_id("art_", 16)
 
 
 def create_artifact(
@@ -93,12 +88,9 @@ def store_body(
             expected_size=expected_size,
             sha256=sha256,
         )
-    except BodyTooLarge as exc:
+    except (BodyTooLarge, IncompleteBody) as exc:
         leases.release(lease)
-        raise FileTooLarge(f"the file may be at most {exc.max_size} bytes") from None
-    except IncompleteBody as exc:
-        leases.release(lease)
-        raise InvalidRequest(f"the body ended after {exc.received} of {exc.expected} bytes") from None
+        raise refused_body(exc, what="the file") from None
     except leases.LeaseLost:
         raise Conflict("the upload stalled and was taken for dead; retry it") from None
     except BaseException:
@@ -108,8 +100,9 @@ def store_body(
 
 def check_quota(tenant: Tenant, adding: int) -> None:
     if usage.over_storage_quota(tenant, adding=adding):
-        extra = {"upgrade_url": UPGRADE_URL} if tenant.plan == "free" else {}
-        raise QuotaExceeded("the storage quota would be exceeded", **extra)
+        plan = plan_for(tenant.plan)
+        offer = upgrade_offer(plan, lambda other: other.storage_limit_bytes > plan.storage_limit_bytes)
+        raise QuotaExceeded("the storage quota would be exceeded", **offer)
 
 
 def _replay(tenant: Tenant, key: str) -> Artifact | None:
@@ -120,7 +113,7 @@ def _replay(tenant: Tenant, key: str) -> Artifact | None:
     )
     if record is None:
         return None
-    if now() - record.created_at >= IDEMPOTENCY_WINDOW:
+    if now() - record.created_at >= IdempotencyRecord.REPLAY_WINDOW:
         db.session.delete(record)
         db.session.commit()
         return None

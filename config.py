@@ -99,6 +99,9 @@ class Config:
     # redirect), and how often an upload in flight renews its lease (gc takes
     # an upload whose lease is LEASE_MISSED_BEATS beats old for dead).
     PRESIGNED_REDIRECT_SECONDS = _int("PRESIGNED_REDIRECT_SECONDS", 60)
+    # The life of a presigned upload URL (POST /v1/artifacts/upload-url),
+    # S3's or Hoard's own: how long a reservation waits for its bytes.
+    UPLOAD_URL_TTL_SECONDS = _int("UPLOAD_URL_TTL_SECONDS", 3600)
     UPLOAD_HEARTBEAT_SECONDS = _int("UPLOAD_HEARTBEAT_SECONDS", 10)
     CACHE_READ_TOUCH_SECONDS = _int("CACHE_READ_TOUCH_SECONDS", 3600)
 

@@ -28,8 +28,6 @@ from ...storage.streams import CHUNK_SIZE, HashingReader
 from .. import leases, sessions, validation
 from . import reads, uploads
 
-UPLOAD_URL_SECONDS = 3600
-
 
 @dataclass
 class UploadTicket:
@@ -49,7 +47,8 @@ def reserve_upload(
         raise FileTooLarge(f"presigned uploads may be at most {max_size} bytes")
     sessions.ensure_open(tenant, fields.session_id)
     uploads.check_quota(tenant, size_bytes)
-    expires_at = now() + timedelta(seconds=UPLOAD_URL_SECONDS)
+    expires_in = current_app.config["UPLOAD_URL_TTL_SECONDS"]
+    expires_at = now() + timedelta(seconds=expires_in)
     artifact = uploads.new_artifact(
         tenant,
         fields,
@@ -75,17 +74,17 @@ def reserve_upload(
         raise Conflict("the reservation conflicted with concurrent changes; retry it")
     presigned = get_storage().presign_put(
         artifact.upload_key,
-        expires_in=UPLOAD_URL_SECONDS,
+        expires_in=expires_in,
         size=size_bytes,
         content_type=artifact.content_type,
     )
     if presigned is not None:
         url, headers = presigned.url, presigned.headers
     else:
-        token = signing.sign("upload", {"t": tenant.id, "a": artifact.id}, expires_in=UPLOAD_URL_SECONDS)
+        token = signing.sign("upload", {"t": tenant.id, "a": artifact.id}, expires_in=expires_in)
         url, headers = f"{base_url}/v1/uploads/{token}", {"Content-Type": artifact.content_type}
     return UploadTicket(
-        artifact=artifact, url=url, headers=headers, expires_at=expires_at, expires_in=UPLOAD_URL_SECONDS
+        artifact=artifact, url=url, headers=headers, expires_at=expires_at, expires_in=expires_in
     )
 
 

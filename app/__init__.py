@@ -6,7 +6,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
 
-from . import accounting, cli, headers, ratelimit, transactions
+from . import cli, headers, ratelimit, request_counter, transactions
 from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1
 from .api.cache_reads import CacheReads
 from .errors import register_error_handlers
@@ -50,7 +50,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_error_handlers(app)
     headers.init_app(app)
 
-    accounting.init_app(app)
+    request_counter.init_app(app)
     # The clients treat any 3xx from an API route as success: never redirect
     # for a trailing or doubled slash.
     app.url_map.strict_slashes = False

@@ -4,7 +4,8 @@ from flask import Blueprint, jsonify
 
 from .. import ratelimit
 from ..auth import require_principal
-from ..services import accounts, health
+from ..services import health
+from ..services.whoami import account_of
 from . import serializers
 
 bp = Blueprint("account", __name__)
@@ -19,4 +20,4 @@ def health_check():
 
 @bp.get("/v1/whoami")
 def whoami():
-    return jsonify(serializers.account(accounts.whoami(require_principal())))
+    return jsonify(serializers.account(account_of(require_principal())))

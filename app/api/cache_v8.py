@@ -47,7 +47,7 @@ def status():
 def query():
     tenant = _tenant()
     hashes = parsing.cache_query_hashes(max_hashes=cache.MAX_QUERY_HASHES)
-    return jsonify(serializers.cache_query(cache.query_artifacts(tenant, hashes)))
+    return jsonify(serializers.cache_query(cache.query_entries(tenant, hashes)))
 
 
 @_route("/events", methods=["POST"])
@@ -65,7 +65,7 @@ def events():
 @_route("/<path:artifact_hash>", methods=["PUT"])
 def upload(artifact_hash: str):
     tenant = _tenant()
-    headers = cache.ArtifactHeaders(
+    headers = cache.EntryHeaders(
         duration_ms=parsing.header_int("x-artifact-duration"),
         tag=parsing.stored_header("x-artifact-tag", max_length=1024),
         git_sha=parsing.stored_header("x-artifact-sha", max_length=128),
@@ -73,7 +73,7 @@ def upload(artifact_hash: str):
         client_ci=parsing.header_str("x-artifact-client-ci", max_length=50),
         client_interactive=parsing.header_flag("x-artifact-client-interactive"),
     )
-    cache.put_artifact(
+    cache.put_entry(
         tenant, artifact_hash, parsing.body_stream(), content_length=request.content_length, headers=headers
     )
     # turbo ignores these URLs: a Host this server does not answer to gets a

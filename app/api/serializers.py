@@ -7,12 +7,12 @@ from datetime import datetime
 
 from .. import b64url
 from ..models import Artifact, Link, Session
-from ..services.accounts import Account
 from ..services.artifacts.presigned import UploadReceipt, UploadTicket
 from ..services.artifacts.reads import DownloadTicket
 from ..services.cache import CacheStats, QueryAnswer
 from ..services.cursors import Page, Position
 from ..services.health import HealthReport
+from ..services.whoami import Account
 
 
 def timestamp(value: datetime | None) -> str | None:

@@ -1,4 +1,8 @@
-"""The build cache: Turborepo's remote cache rules, per tenant."""
+"""The build cache: Turborepo's remote cache rules, per tenant.
+
+What turbo calls an artifact is here a cache entry (CacheEntry), named by its
+hash; "artifact" elsewhere in Hoard means a /v1 artifact (services/artifacts/).
+"""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,7 +70,7 @@ TOUCH_ENTRY = (
 
 
 @dataclass(frozen=True)
-class ArtifactHeaders:
+class EntryHeaders:
     """The x-artifact-* request headers kept with a cache entry."""
 
     duration_ms: int = 0
@@ -133,13 +137,13 @@ def check_upload_size(content_length: int | None) -> None:
         raise FileTooLarge(f"artifacts may be at most {current_app.config['CACHE_MAX_ARTIFACT_BYTES']} bytes")
 
 
-def put_artifact(
+def put_entry(
     tenant: Tenant,
     artifact_hash: str,
     body: BinaryIO,
     *,
     content_length: int | None,
-    headers: ArtifactHeaders,
+    headers: EntryHeaders,
 ) -> None:
     """Store a body under the hash, replacing any earlier one atomically."""
     tenant_id = tenant.id  # still readable after the commits below expire the row
@@ -188,7 +192,7 @@ def _point_entry_at(
     tenant: Tenant,
     artifact_hash: str,
     stored: StoredObject,
-    headers: ArtifactHeaders,
+    headers: EntryHeaders,
     lease: leases.Lease,
 ) -> str | None:
     """Point the entry at the new object in one transaction; return the key it
@@ -337,7 +341,7 @@ class QueryAnswer:
     invalid: set[str]
 
 
-def query_artifacts(tenant: Tenant, hashes: list[str]) -> QueryAnswer:
+def query_entries(tenant: Tenant, hashes: list[str]) -> QueryAnswer:
     _require_usable(tenant)
     valid = [h for h in hashes if is_valid_hash(h)]
     entries = {

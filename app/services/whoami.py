@@ -24,7 +24,7 @@ class Account:
     rate_limit_burst: int
 
 
-def whoami(principal: Principal) -> Account:
+def account_of(principal: Principal) -> Account:
     tenant = principal.tenant
     return Account(
         tenant_id=tenant.id,

@@ -1,4 +1,5 @@
-"""Counts each authenticated request toward the tenant's monthly figure."""
+"""Counts each authenticated request toward the tenant's monthly figure
+(services/usage.py keeps the counts, per app, and flushes them)."""
 
 from flask import Flask, Response
 

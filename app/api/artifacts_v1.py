@@ -38,8 +38,7 @@ def reserve_upload():
 
 @bp.post("/<artifact_id>/complete")
 def complete_upload(artifact_id: str):
-    artifact = presigned.complete_upload(require_tenant(), artifact_id)
-    return jsonify(serializers.artifact(artifact))
+    return jsonify(serializers.artifact(presigned.complete_upload(require_tenant(), artifact_id)))
 
 
 @bp.get("/<artifact_id>")
@@ -56,13 +55,7 @@ def download_url(artifact_id: str):
 @bp.get("")
 def list_artifacts():
     tenant = require_tenant()
-    args = request.args
-    page = reads.list_artifacts(
-        tenant,
-        filters=parsing.artifact_filters(args),
-        limit=parsing.limit(args.get("limit")),
-        after=parsing.artifact_cursor(args),
-    )
+    page = reads.list_artifacts(tenant, **parsing.artifact_listing(request.args))
     return jsonify(serializers.page("artifacts", page, serializers.artifact))
 
 

@@ -337,8 +337,13 @@ def cursor(value: str | None, *, name: str, valid_id: Callable[[str], bool]) -> 
     return timestamp(at, name), item_id
 
 
-def artifact_cursor(args) -> tuple[datetime, str] | None:
-    return cursor(args.get("cursor"), name="cursor", valid_id=is_artifact_id)
+def artifact_listing(args) -> dict[str, Any]:
+    """list_artifacts' arguments: filters, limit and position."""
+    return {
+        "filters": artifact_filters(args),
+        "limit": limit(args.get("limit")),
+        "after": cursor(args.get("cursor"), name="cursor", valid_id=is_artifact_id),
+    }
 
 
 def _is_session_id(value: str) -> bool:
@@ -348,9 +353,14 @@ def _is_session_id(value: str) -> bool:
         return False
 
 
-def session_cursor(args) -> tuple[datetime, str] | None:
-    """The sessions listing's position: `after`, or `cursor` as the SDK names it."""
-    return cursor(args.get("after") or args.get("cursor"), name="after", valid_id=_is_session_id)
+def session_listing(args) -> dict[str, Any]:
+    """list_sessions' arguments; the position is `after`, or `cursor` as the SDK names it."""
+    return {
+        "limit": limit(args.get("limit")),
+        "created_after": timestamp(args.get("created_after"), "created_after"),
+        "created_before": timestamp(args.get("created_before"), "created_before"),
+        "after": cursor(args.get("after") or args.get("cursor"), name="after", valid_id=_is_session_id),
+    }
 
 
 # -- /v1 bodies --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Models and service results → the JSON the contracts specify. Every field,
 always; the only place a response body is shaped (errors: app/errors.py)."""
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -170,13 +171,4 @@ def cache_upload(base_url: str, artifact_hash: str) -> dict:
 
 
 def cache_stats(stats: CacheStats) -> dict:
-    return {
-        "month": stats.month,
-        "hits": stats.hits,
-        "misses": stats.misses,
-        "hit_rate": stats.hit_rate,
-        "bytes_served": stats.bytes_served,
-        "bytes_uploaded": stats.bytes_uploaded,
-        "reported_events": stats.reported_events,
-        "time_saved_ms": stats.time_saved_ms,
-    }
+    return dataclasses.asdict(stats)  # the fields are the report's, in order

@@ -11,19 +11,11 @@ bp = Blueprint("sessions", __name__, url_prefix="/v1/sessions")
 
 @bp.post("/<path:session_id>/seal")
 def seal_session(session_id: str):
-    session = sessions.seal_session(require_tenant(), session_id)
-    return jsonify(serializers.sealed_session(session))
+    return jsonify(serializers.sealed_session(sessions.seal_session(require_tenant(), session_id)))
 
 
 @bp.get("")
 def list_sessions():
     tenant = require_tenant()
-    args = request.args
-    page = sessions.list_sessions(
-        tenant,
-        limit=parsing.limit(args.get("limit")),
-        created_after=parsing.timestamp(args.get("created_after"), "created_after"),
-        created_before=parsing.timestamp(args.get("created_before"), "created_before"),
-        after=parsing.session_cursor(args),  # read last, as the service once did
-    )
+    page = sessions.list_sessions(tenant, **parsing.session_listing(request.args))
     return jsonify(serializers.page("sessions", page, serializers.session))

@@ -398,15 +398,11 @@ class CacheStats:
     month: str
     hits: int
     misses: int
+    hit_rate: float | None  # None before anything was served
     bytes_served: int
     bytes_uploaded: int
     reported_events: dict[str, int]
     time_saved_ms: int
-
-    @property
-    def hit_rate(self) -> float | None:
-        served = self.hits + self.misses
-        return round(self.hits / served, 4) if served else None
 
 
 def stats(tenant: Tenant) -> CacheStats:
@@ -422,10 +418,12 @@ def stats(tenant: Tenant) -> CacheStats:
         .group_by(CacheEvent.source, CacheEvent.event)
     ).all()
     plural = {"HIT": "hits", "MISS": "misses"}
+    served = month["cache_hits"] + month["cache_misses"]
     return CacheStats(
         month=usage.current_month(),
         hits=month["cache_hits"],
         misses=month["cache_misses"],
+        hit_rate=round(month["cache_hits"] / served, 4) if served else None,
         bytes_served=month["cache_bytes_served"],
         bytes_uploaded=month["cache_bytes_uploaded"],
         reported_events={f"{source.lower()}_{plural[event]}": count for source, event, count, _ in events},

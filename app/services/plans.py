@@ -23,25 +23,15 @@ class Plan:
     requests_limit_month: int
 
 
+# Cheapest first: upgrade_offer() looks at the plans after the tenant's.
 PLANS = {
-    "free": Plan(
-        name="free",
-        max_ttl=timedelta(days=90),
-        allows_never=False,
-        max_link_seconds=30 * 86400,
-        max_active_links=50,
-        storage_limit_bytes=5 * GB,
-        requests_limit_month=100_000,
-    ),
-    "pro": Plan(
-        name="pro",
-        max_ttl=timedelta(days=365),
-        allows_never=True,
-        max_link_seconds=90 * 86400,
-        max_active_links=500,
-        storage_limit_bytes=1000 * GB,
-        requests_limit_month=10_000_000,
-    ),
+    plan.name: plan
+    for plan in (
+        # name, max_ttl, allows_never, max_link_seconds, max_active_links, storage_limit_bytes,
+        # requests_limit_month
+        Plan("free", timedelta(days=90), False, 30 * 86400, 50, 5 * GB, 100_000),
+        Plan("pro", timedelta(days=365), True, 90 * 86400, 500, 1000 * GB, 10_000_000),
+    )
 }
 
 

@@ -69,8 +69,7 @@ def seal_session(tenant: Tenant, session_id: str) -> Session:
     )
     if session is None:
         raise SessionNotFound(f"session {session_id!r} has no artifacts")
-    if session.sealed_at is None:
-        session.sealed_at = now()
+    session.sealed_at = session.sealed_at or now()  # the first seal stands
     db.session.commit()
     return session
 
@@ -89,10 +88,4 @@ def list_sessions(
         query = query.where(Session.first_artifact_at > created_after)
     if created_before is not None:
         query = query.where(Session.first_artifact_at < created_before)
-    return cursors.page(
-        query,
-        at=Session.last_artifact_at,
-        key=Session.session_id,
-        after=after,
-        limit=limit,
-    )
+    return cursors.page(query, at=Session.last_artifact_at, key=Session.session_id, after=after, limit=limit)

@@ -174,20 +174,12 @@ def complete_upload(tenant: Tenant, artifact_id: str) -> Artifact:
     artifact.status = "active"
     artifact.upload_key = None
     artifact.upload_expires_at = None
-    try:
+    with uploads.claiming(lease, stalled="completing took too long and was taken for dead; retry it"):
         db.session.flush()  # the first write, before uploads.attach_blob
         blob, shared = uploads.attach_blob(tenant, stored)
         artifact.blob_id = blob.id
         leases.claim(lease)
         db.session.commit()
-    except leases.LeaseLost:
-        db.session.rollback()
-        store.delete(lease.key)
-        raise Conflict("completing took too long and was taken for dead; retry it") from None
-    except BaseException:
-        db.session.rollback()
-        uploads.abandon(lease)
-        raise
     if shared:
         store.delete(stored.key)
     # Never read again; what a late PUT writes there is the orphan sweep's.

@@ -157,10 +157,4 @@ def list_artifacts(
                 ArtifactMeta.value == value,
             )
         )
-    return cursors.page(
-        query,
-        at=Artifact.created_at,
-        key=Artifact.id,
-        after=after,
-        limit=limit,
-    )
+    return cursors.page(query, at=Artifact.created_at, key=Artifact.id, after=after, limit=limit)

@@ -7,6 +7,8 @@ the rows that make an artifact visible are committed only after the bytes are
 durable. Identical bytes within a tenant share one blob row and object.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from sqlalchemy import select
@@ -20,6 +22,8 @@ from ...storage import BodyTooLarge, IncompleteBody, StoredObject, get_storage, 
 from .. import leases, sessions, usage, validation
 from ..ids import random_id
 from ..plans import plan_for, upgrade_offer
+
+STALLED = "the upload stalled and was taken for dead; retry it"
 
 
 def new_artifact_id() -> str:
@@ -92,7 +96,7 @@ def store_body(
         leases.release(lease)
         raise refused_body(exc, what="the file") from None
     except leases.LeaseLost:
-        raise Conflict("the upload stalled and was taken for dead; retry it") from None
+        raise Conflict(STALLED) from None
     except BaseException:
         leases.release(lease)
         raise
@@ -165,25 +169,26 @@ def _commit_new_artifact(
     metadata = dict(artifact.metadata_json or {})
     for _ in range(5):
         try:
-            session_row = sessions.lock_for_upload(tenant, artifact.session_id)
-            artifact.blob_id = None  # not a failed attempt's: the first write, before attach_blob
-            db.session.add(artifact)
-            db.session.flush()
-            blob, shared = attach_blob(tenant, stored)
-            if not shared:
-                check_quota(tenant, 0)  # the new blob row is already counted
-            artifact.blob_id = blob.id
-            db.session.add_all(
-                ArtifactMeta(artifact_id=artifact.id, tenant_id=tenant.id, key=key, value=value)
-                for key, value in metadata.items()
-            )
-            if idempotency_key is not None:
-                db.session.add(
-                    IdempotencyRecord(tenant_id=tenant.id, key=idempotency_key, artifact_id=artifact.id)
+            with claiming(lease, stalled=STALLED, retried=(IntegrityError,)):
+                session_row = sessions.lock_for_upload(tenant, artifact.session_id)
+                artifact.blob_id = None  # not a failed attempt's: the first write, before attach_blob
+                db.session.add(artifact)
+                db.session.flush()
+                blob, shared = attach_blob(tenant, stored)
+                if not shared:
+                    check_quota(tenant, 0)  # the new blob row is already counted
+                artifact.blob_id = blob.id
+                db.session.add_all(
+                    ArtifactMeta(artifact_id=artifact.id, tenant_id=tenant.id, key=key, value=value)
+                    for key, value in metadata.items()
                 )
-            sessions.count_artifact(tenant, artifact.session_id, session_row)
-            leases.claim(lease)
-            db.session.commit()
+                if idempotency_key is not None:
+                    db.session.add(
+                        IdempotencyRecord(tenant_id=tenant.id, key=idempotency_key, artifact_id=artifact.id)
+                    )
+                sessions.count_artifact(tenant, artifact.session_id, session_row)
+                leases.claim(lease)
+                db.session.commit()
         except IntegrityError:
             # A concurrent upload created the same blob, session or idempotency
             # record first: look again (and replay, for the idempotency key).
@@ -192,19 +197,33 @@ def _commit_new_artifact(
                 abandon(lease)
                 return original, False
             continue
-        except leases.LeaseLost:
-            db.session.rollback()
-            store.delete(stored.key)
-            raise Conflict("the upload stalled and was taken for dead; retry it") from None
-        except BaseException:
-            db.session.rollback()
-            abandon(lease)
-            raise
         if shared:
             store.delete(stored.key)
         return artifact, True
     abandon(lease)
     raise Conflict("the upload conflicted with concurrent changes; retry it")
+
+
+@contextmanager
+def claiming(
+    lease: leases.Lease, *, stalled: str, retried: tuple[type[Exception], ...] = ()
+) -> Iterator[None]:
+    """The transaction that makes the leased bytes a blob's. If it fails it
+    rolls back and the bytes go; if gc took the upload for dead meanwhile
+    (LeaseLost), a Conflict saying `stalled`. `retried` errors pass through
+    untouched, the bytes kept for the caller's next attempt."""
+    try:
+        yield
+    except retried:
+        raise
+    except leases.LeaseLost:
+        db.session.rollback()
+        get_storage().delete(lease.key)
+        raise Conflict(stalled) from None
+    except BaseException:
+        db.session.rollback()
+        abandon(lease)
+        raise
 
 
 def abandon(lease: leases.Lease) -> None:

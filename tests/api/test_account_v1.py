@@ -13,8 +13,6 @@ from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import MISSING_ID, assert_error, create, make_link
 from tests.factories import bearer
 
-tenant, other, free = v1.tenant, v1.other, v1.free
-
 WHOAMI_FIELDS = {
     "tenant_name": str,
     "plan": str,

@@ -102,11 +102,6 @@ def event_count() -> int:
 
 
 @pytest.fixture
-def tenant(tenant_and_key):
-    return tenant_and_key[0]
-
-
-@pytest.fixture
 def globex():
     """A second tenant: (tenant, auth headers)."""
     other, key = make_tenant("globex")

@@ -13,8 +13,6 @@ from app.services.artifacts import lifecycle, reads
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import assert_error, count_rows, create, reserve
 
-tenant = v1.tenant
-
 
 @pytest.mark.parametrize(
     ("method", "path"),

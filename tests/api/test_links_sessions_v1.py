@@ -31,7 +31,6 @@ from tests.api.helpers_v1 import (
 # Every test here moves bytes: it runs on S3 storage too.
 pytestmark = pytest.mark.storage
 
-tenant, other, free = v1.tenant, v1.other, v1.free
 
 DATA = b"link me"
 DAY = 86400

@@ -4,7 +4,6 @@ storage and S3 (moto). Time moves with app.clock; file ages with os.utime."""
 import base64
 import io
 import os
-import secrets
 import threading
 import time
 from datetime import timedelta
@@ -565,14 +564,13 @@ def test_an_upload_that_found_a_blob_gc_then_released_retries_with_its_own_bytes
 
 
 @pytest.fixture
-def s3_bucket(app, s3_client, moto_server, monkeypatch):
+def s3_bucket(app, make_bucket, moto_server, monkeypatch):
     """The app on S3 (moto): its own bucket on the postgresql-s3 variant,
     else a fresh one for this test."""
     if app.config["STORAGE_BACKEND"] == "s3":
         yield app.config["S3_BUCKET"]
         return
-    bucket = f"hoard-gc-{secrets.token_hex(6)}"
-    s3_client.create_bucket(Bucket=bucket)
+    bucket = make_bucket()
     for name, value in {
         "STORAGE_BACKEND": "s3",
         "S3_BUCKET": bucket,
@@ -583,12 +581,6 @@ def s3_bucket(app, s3_client, moto_server, monkeypatch):
     app.extensions["hoard_storage"] = None
     yield bucket
     app.extensions["hoard_storage"] = None
-    for upload_ in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-        s3_client.abort_multipart_upload(Bucket=bucket, Key=upload_["Key"], UploadId=upload_["UploadId"])
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3_client.delete_object(Bucket=bucket, Key=obj["Key"])
-    s3_client.delete_bucket(Bucket=bucket)
 
 
 def test_s3_abandoned_multipart_uploads_are_aborted(s3_bucket, s3_client):

@@ -6,7 +6,6 @@ an in-process rate limiter. Production sets DATABASE_URL, STORAGE_BACKEND=s3
 """
 
 import os
-import secrets
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -38,27 +37,6 @@ def _database_url() -> str:
     return url
 
 
-def _secret_key() -> str:
-    """HOARD_SECRET_KEY, else a key generated once and kept in var/ so every
-    worker process on this machine signs and verifies URLs alike."""
-    key = os.environ.get("HOARD_SECRET_KEY")
-    if key:
-        return key
-    path = VAR_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
-    return path.read_text().strip()
-
-
 def _access_log() -> str | None:
     value = os.environ.get("ACCESS_LOG") or "-"
     return None if value.strip().lower() in ("off", "none", "false", "0") else value
@@ -69,7 +47,11 @@ WORKER_THREADS = _int("GUNICORN_THREADS", 8)
 
 
 class Config:
-    SECRET_KEY = _secret_key()
+    # Keys the URL tokens (app/signing.py). Unset, a key is generated on first
+    # use and kept in SECRET_KEY_FILE, so every worker process on this machine
+    # signs and verifies URLs alike.
+    SECRET_KEY = os.environ.get("HOARD_SECRET_KEY") or None
+    SECRET_KEY_FILE = str(VAR_DIR / "secret_key")
     VERSION = "0.1.0"
 
     SQLALCHEMY_DATABASE_URI = _database_url()
@@ -123,6 +105,9 @@ class Config:
     # redirect), and how often an upload in flight renews its lease (gc takes
     # an upload whose lease is LEASE_MISSED_BEATS beats old for dead).
     PRESIGNED_REDIRECT_SECONDS = _int("PRESIGNED_REDIRECT_SECONDS", 60)
+    # The life of a presigned upload URL (POST /v1/artifacts/upload-url),
+    # S3's or Hoard's own: how long a reservation waits for its bytes.
+    UPLOAD_URL_TTL_SECONDS = _int("UPLOAD_URL_TTL_SECONDS", 3600)
     UPLOAD_HEARTBEAT_SECONDS = _int("UPLOAD_HEARTBEAT_SECONDS", 10)
     CACHE_READ_TOUCH_SECONDS = _int("CACHE_READ_TOUCH_SECONDS", 3600)
 

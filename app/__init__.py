@@ -1,13 +1,13 @@
 """Hoard: a self-hosted build cache and artifact store."""
 
-import logging
-
 from flask import Flask
 from flask.sessions import SessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
 
-from . import headers, ratelimit, transactions
+from . import cli, headers, ratelimit, request_counter, transactions
+from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1
 from .api.cache_reads import CacheReads
 from .errors import register_error_handlers
 from .extensions import db, migrate
@@ -32,15 +32,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.from_object(Config)
     if overrides:
         app.config.update(overrides)
-    logging.basicConfig(level=app.config["LOG_LEVEL"])
     app.json.sort_keys = False
     app.session_interface = NoCookieSessions()
 
     # Innermost: cache reads see the client's address as ProxyFix leaves it.
     app.wsgi_app = CacheReads(app, app.wsgi_app)
     if app.config["TRUSTED_PROXY_COUNT"]:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
@@ -53,18 +50,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_error_handlers(app)
     headers.init_app(app)
 
-    from . import accounting
-    from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1
-
-    accounting.init_app(app)
+    request_counter.init_app(app)
     # The clients treat any 3xx from an API route as success: never redirect
     # for a trailing or doubled slash.
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     for blueprint in (cache_v8.bp, artifacts_v1.bp, sessions_v1.bp, account_v1.bp, public.bp, docs.bp):
         app.register_blueprint(blueprint)
-
-    from . import cli
-
     cli.init_app(app)
     return app

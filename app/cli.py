@@ -9,6 +9,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from . import clock
+from .api import serializers
 from .errors import ApiError
 from .extensions import db
 from .services import cache as cache_service
@@ -96,7 +97,7 @@ def update_tenant(slug: str, **settings):
 def tenant_stats(slug: str):
     """Build-cache hit rate, bytes moved and time saved (JSON)."""
     tenant = _tenant(slug)
-    click.echo(json.dumps(cache_service.stats(tenant), indent=2))
+    click.echo(json.dumps(serializers.cache_stats(cache_service.stats(tenant)), indent=2))
 
 
 @keys_cli.command("create")

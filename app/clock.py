@@ -1,32 +1,17 @@
-"""The one source of "now", so tests can move time instead of sleeping.
+"""The one source of "now".
 
 Times are naive UTC throughout (SQLite keeps no zone); serializers add the Z.
+Every caller reads the time through `now`, so tests move it (tests/clock.py)
+instead of sleeping.
 """
 
-from datetime import UTC, datetime, timedelta
-
-_offset = timedelta(0)
+from datetime import UTC, datetime
 
 
 def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None) + _offset
-
-
-def advance(delta: timedelta) -> None:
-    """Move the clock forward (tests only)."""
-    global _offset
-    _offset += delta
-
-
-def reset() -> None:
-    global _offset
-    _offset = timedelta(0)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def unix() -> float:
     """Now as Unix seconds."""
     return now().replace(tzinfo=UTC).timestamp()
-
-
-def from_unix(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)

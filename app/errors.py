@@ -6,11 +6,15 @@ envelope. The choice is made by path prefix at app level, because blueprint
 handlers never see 404/405 for URLs that match no route.
 """
 
+import json
 import logging
 import re
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+from .storage.base import BodyTooLarge, IncompleteBody
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,10 @@ class Unauthorized(ApiError):
 
 class Forbidden(ApiError):
     code, status, message = "forbidden", 403, "This key may not access that team."
+
+
+class InvalidSignature(ApiError):
+    code, status, message = "invalid_signature", 403, "This URL is not valid."
 
 
 class QuotaExceeded(ApiError):
@@ -107,6 +115,10 @@ class ArtifactAlreadyDeleted(ApiError):
     code, status, message = "artifact_already_deleted", 410, "The artifact has been deleted."
 
 
+class UrlExpired(ApiError):
+    code, status, message = "url_expired", 410, "This URL has expired."
+
+
 class LinkExpired(ApiError):
     code, status, message = "link_expired", 410, "The link has expired."
 
@@ -127,6 +139,14 @@ class InternalError(ApiError):
     pass
 
 
+def refused_body(exc: BodyTooLarge | IncompleteBody, *, what: str) -> ApiError:
+    """A body storage refused as it streamed: over `what`'s limit, or shorter
+    than announced. Either way nothing was stored."""
+    if isinstance(exc, BodyTooLarge):
+        return FileTooLarge(f"{what} may be at most {exc.max_size} bytes")
+    return InvalidRequest(f"the body ended after {exc.received} of {exc.expected} bytes; nothing was stored")
+
+
 # Framework errors (unknown route, wrong method, body too large, a malformed
 # request Werkzeug rejected) mapped onto the family.
 _HTTP_STATUS_ERRORS: dict[int, type[ApiError]] = {
@@ -140,23 +160,47 @@ _HTTP_STATUS_ERRORS: dict[int, type[ApiError]] = {
 }
 
 
-def _is_cache_api() -> bool:
-    return request.path.startswith("/v8/")
+# The body shapes. /v8 answers the flat Turborepo shape with the nested copy
+# turbo parses; /v1 the envelope; a request refused before its path was read
+# (by gunicorn's parser) both at once, so either client finds its fields.
+CACHE_SHAPE = "v8"
+ARTIFACT_SHAPE = "v1"
+EITHER_SHAPE = "either"
+
+
+def error_body(error: ApiError, shape: str) -> dict:
+    """The error's JSON body in one of the shapes above."""
+    body = {"code": error.code, "message": error.message, **error.extra}
+    if shape == CACHE_SHAPE:
+        return {**body, "error": {"code": error.code, "message": error.message}}
+    if shape == EITHER_SHAPE:
+        return {**body, "error": {"code": error.code, "message": error.message, "status": error.status}}
+    return {"error": {**body, "status": error.status}}
+
+
+def _shape_of_request() -> str:
+    return CACHE_SHAPE if request.path.startswith("/v8/") else ARTIFACT_SHAPE
 
 
 def error_response(error: ApiError, *, cache_api: bool | None = None):
     """The error as a response: /v8's flat shape or the /v1 envelope, chosen
     by the request's path unless `cache_api` says (outside a request)."""
-    body = {"code": error.code, "message": error.message, **error.extra}
-    if cache_api if cache_api is not None else _is_cache_api():
-        payload = {**body, "error": {"code": error.code, "message": error.message}}
-    else:
-        payload = {"error": {**body, "status": error.status}}
-    response = jsonify(payload)
+    shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
+    response = jsonify(error_body(error, shape))
     response.status_code = error.status
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
+
+
+def unparsed_request_error(status: int, reason: str, detail: str) -> bytes:
+    """The body answering a request the server refused before any route saw
+    it (gunicorn's parser: a malformed line, oversized headers), in both
+    shapes. 5xx answers carry the reason only: never describe internals."""
+    error_class = _HTTP_STATUS_ERRORS.get(status) or (InternalError if status == 500 else InvalidRequest)
+    error = error_class(f"{reason}: {detail}" if detail and status < 500 else reason)
+    error.status = status
+    return json.dumps(error_body(error, EITHER_SHAPE)).encode()
 
 
 def _from_http_exception(exc: HTTPException) -> ApiError:
@@ -180,8 +224,6 @@ def _from_http_exception(exc: HTTPException) -> ApiError:
 
 
 def register_error_handlers(app: Flask) -> None:
-    from .extensions import db
-
     # Every handler rolls back: services commit what they mean to keep before
     # raising, and nothing a refused request left half-done may outlive it.
     @app.errorhandler(ApiError)
@@ -199,11 +241,3 @@ def register_error_handlers(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
         return error_response(InternalError())
-
-
-class UrlExpired(ApiError):
-    code, status, message = "url_expired", 410, "This URL has expired."
-
-
-class InvalidSignature(ApiError):
-    code, status, message = "invalid_signature", 403, "This URL is not valid."

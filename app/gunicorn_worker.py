@@ -26,7 +26,6 @@ shapes: the /v8 fields at the top and the /v1 envelope under "error".
 import contextlib
 import errno
 import io
-import json
 import selectors
 import socket
 import time
@@ -40,7 +39,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from config import Config
 
-_CODES = {403: "forbidden", 500: "internal_error"}
+from .errors import unparsed_request_error
 
 # Heads longer than this go to a thread unfinished, where gunicorn's parser
 # enforces its own limits; real ones are a few hundred bytes, and the cap
@@ -54,12 +53,7 @@ LINGER_SECONDS = 5
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
-    code = _CODES.get(status_int, "invalid_request")
-    # gunicorn leaves mesg empty for 500s; never describe internals.
-    message = f"{reason}: {mesg}" if mesg and status_int < 500 else reason
-    body = json.dumps(
-        {"code": code, "message": message, "error": {"code": code, "message": message, "status": status_int}}
-    ).encode()
+    body = unparsed_request_error(status_int, reason, mesg)
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -16,7 +16,7 @@ key on 40% of rows (mirrored into artifact_meta), and TTL classes whose oldest
 members have expired (nothing collects expired rows yet), plus 3% deleted.
 Then ANALYZE.
 
-Each case runs app.services.artifacts.list_artifacts in an app context bound to
+Each case runs app.services.artifacts.reads.list_artifacts in an app context bound to
 that database, and GET /v1/artifacts through the Flask test client (auth,
 parsing, serialisation; the rate limiter is off so repetitions are not 429s).
 Figures are wall-clock milliseconds: the median and the p95 (nearest rank)
@@ -46,10 +46,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
+from app.api import serializers  # noqa: E402
 from app.clock import now  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Artifact, Tenant  # noqa: E402
-from app.services import artifacts, cursors, tenants  # noqa: E402
+from app.services import cursors, tenants  # noqa: E402
+from app.services.artifacts import reads  # noqa: E402
 
 SPAN = timedelta(days=45)
 SAME_TIMESTAMP = 5  # consecutive uploads that share one created_at
@@ -122,7 +124,7 @@ FROM artifacts WHERE session_id IS NOT NULL GROUP BY tenant_id, session_id
 @dataclass
 class Case:
     name: str
-    filters: artifacts.ListFilters
+    filters: reads.ListFilters
     query: dict
     deep: bool = True  # also time a page half-way down this filter's walk
 
@@ -289,7 +291,7 @@ def cases(tenant: Tenant) -> list[Case]:
         metadata = {
             key[len("metadata.") :]: value for key, value in query.items() if key.startswith("metadata.")
         }
-        filters = artifacts.ListFilters(
+        filters = reads.ListFilters(
             session_id=query.get("session_id"), agent_id=query.get("agent_id"), metadata=metadata or None
         )
         return Case(name, filters, query, deep)
@@ -304,22 +306,27 @@ def cases(tenant: Tenant) -> list[Case]:
     ]
 
 
-def listing_from(tenant: Tenant, filters: artifacts.ListFilters) -> tuple[str, dict]:
+def listing_from(tenant: Tenant, filters: reads.ListFilters) -> tuple[str, dict]:
     """The service's own `artifacts ... WHERE ... ORDER BY ...` for this filter
     (no cursor, no LIMIT) and its parameters, so counts and offsets use exactly
     the statement being timed."""
-    sql, params = capture(lambda: artifacts.list_artifacts(tenant, filters=filters, limit=1, cursor=None))
+    sql, params = capture(lambda: reads.list_artifacts(tenant, filters=filters, limit=1, after=None))
     tail = MAIN_FROM.split(sql, maxsplit=1)[1]
     return "artifacts" + tail.rsplit("LIMIT", 1)[0], params
 
 
-def live_count(tenant: Tenant, filters: artifacts.ListFilters) -> int:
+def live_count(tenant: Tenant, filters: reads.ListFilters) -> int:
     body, params = listing_from(tenant, filters)
     body = body.rsplit("ORDER BY", 1)[0]
     return db.session.connection().exec_driver_sql(f"SELECT count(*) FROM {body}", params).scalar()
 
 
-def row_at(tenant: Tenant, filters: artifacts.ListFilters, position: int) -> Artifact:
+def after_row(row: Artifact) -> cursors.Position:
+    """The listing position just after `row`."""
+    return (row.created_at, row.id)
+
+
+def row_at(tenant: Tenant, filters: reads.ListFilters, position: int) -> Artifact:
     """The artifact at `position` (0-based) in the filter's listing order."""
     body, params = listing_from(tenant, filters)
     sql = f"SELECT artifacts.id FROM {body} OFFSET {int(position)} LIMIT 1"
@@ -409,24 +416,20 @@ def run_cases(app, tenant: Tenant, key: str, repeat: int) -> list[Result]:
             total = live_count(tenant, case.filters)
             if case.deep and total > 4 * PAGE:
                 position = total // 2
-                pages.append(
-                    ("deep", position, artifacts.encode_cursor(row_at(tenant, case.filters, position - 1)))
-                )
+                pages.append(("deep", position, after_row(row_at(tenant, case.filters, position - 1))))
                 # The walk's last page, where every dead row further down is read.
                 position = total - PAGE // 2
-                pages.append(
-                    ("last", position, artifacts.encode_cursor(row_at(tenant, case.filters, position - 1)))
-                )
-        for page, position, cursor in pages:
+                pages.append(("last", position, after_row(row_at(tenant, case.filters, position - 1))))
+        for page, position, after in pages:
 
-            def list_page(cursor=cursor, case=case) -> cursors.Page:
-                return artifacts.list_artifacts(tenant, filters=case.filters, limit=PAGE, cursor=cursor)
+            def list_page(after=after, case=case) -> cursors.Page:
+                return reads.list_artifacts(tenant, filters=case.filters, limit=PAGE, after=after)
 
             def service(list_page=list_page) -> list[str]:
                 with app.app_context():
                     return [item.id for item in list_page().items]
 
-            query = {"limit": PAGE, **case.query, **({"cursor": cursor} if cursor else {})}
+            query = {"limit": PAGE, **case.query, **({"cursor": serializers.cursor(after)} if after else {})}
 
             def http(url="/v1/artifacts?" + urlencode(query)) -> list[str]:
                 response = client.get(url, headers=auth)

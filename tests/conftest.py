@@ -17,10 +17,10 @@ from botocore.config import Config
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
-from app import clock, create_app
+from app import create_app
 from app.extensions import db
 from config import Config as HoardConfig
-from tests import services_env
+from tests import clock, services_env
 from tests.factories import bearer, make_tenant
 from tests.live_server import free_port
 
@@ -123,10 +123,8 @@ def app(migrated_app, tmp_path, request):
     """The migrated app with empty tables, fresh storage and a reset clock."""
     app = migrated_app
     app.config["STORAGE_LOCAL_ROOT"] = str(tmp_path / "storage")
-    bucket = None
     if app.config["STORAGE_BACKEND"] == "s3":
-        bucket = app.config["S3_BUCKET"] = f"hoard-test-{secrets.token_hex(6)}"
-        request.getfixturevalue("s3_client").create_bucket(Bucket=bucket)
+        app.config["S3_BUCKET"] = request.getfixturevalue("make_bucket")()
     app.extensions["hoard_storage"] = None
     clock.reset()
     with app.app_context():
@@ -137,17 +135,6 @@ def app(migrated_app, tmp_path, request):
         db.session.remove()
     clock.reset()
     shutil.rmtree(tmp_path / "storage", ignore_errors=True)
-    if bucket is not None:
-        _remove_bucket(request.getfixturevalue("s3_client"), bucket)
-
-
-def _remove_bucket(client, bucket: str) -> None:
-    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=item["Key"])
-    client.delete_bucket(Bucket=bucket)
 
 
 def pytest_configure(config):
@@ -206,6 +193,25 @@ def auth(tenant_and_key):
     return bearer(tenant_and_key[1])
 
 
+@pytest.fixture
+def tenant(tenant_and_key):
+    return tenant_and_key[0]
+
+
+@pytest.fixture
+def other(app):
+    """A second pro tenant: (tenant, auth headers)."""
+    tenant, key = make_tenant("globex")
+    return tenant, bearer(key)
+
+
+@pytest.fixture
+def free(app):
+    """A free-plan tenant: (tenant, auth headers)."""
+    tenant, key = make_tenant("freeco", plan="free")
+    return tenant, bearer(key)
+
+
 @pytest.fixture(scope="session")
 def aws_env(tmp_path_factory):
     """Dummy credentials, and no profile or config file from the machine."""
@@ -257,6 +263,27 @@ def s3_client(moto_server):
         region_name=REGION,
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
+
+
+@pytest.fixture
+def make_bucket(s3_client):
+    """Makes fresh buckets; each is emptied (uploads aborted, objects
+    deleted) and removed when the test ends."""
+    made = []
+
+    def make() -> str:
+        made.append(f"hoard-test-{secrets.token_hex(6)}")
+        s3_client.create_bucket(Bucket=made[-1])
+        return made[-1]
+
+    yield make
+    for bucket in made:
+        for upload in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            s3_client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                s3_client.delete_object(Bucket=bucket, Key=item["Key"])
+        s3_client.delete_bucket(Bucket=bucket)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ from flask import Blueprint, jsonify
 
 from .. import ratelimit
 from ..auth import require_principal
-from ..services import accounts, health
+from ..services import health
+from ..services.whoami import account_of
+from . import serializers
 
 bp = Blueprint("account", __name__)
 
@@ -13,9 +15,9 @@ bp = Blueprint("account", __name__)
 @ratelimit.exempt
 def health_check():
     report = health.check()
-    return jsonify(report), 200 if report["status"] == "ok" else 503
+    return jsonify(serializers.health(report)), 200 if report.healthy else 503
 
 
 @bp.get("/v1/whoami")
 def whoami():
-    return jsonify(accounts.whoami(require_principal()))
+    return jsonify(serializers.account(account_of(require_principal())))

@@ -1,114 +1,75 @@
 """Artifacts API (/v1/artifacts), per ../shared/specs/artifacts-v1.md."""
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ..auth import require_tenant
-from ..errors import InvalidRequest
-from ..services import artifacts, links, validation
+from ..services import links
+from ..services.artifacts import lifecycle, presigned, reads, uploads
+from ..services.plans import plan_for
 from . import parsing, serializers
 
 bp = Blueprint("artifacts", __name__, url_prefix="/v1/artifacts")
-
-# A base64 body is 4/3 of the decoded size, plus the other fields.
-_JSON_UPLOAD_OVERHEAD = 64 * 1024
 
 
 @bp.post("")
 def upload():
     tenant = require_tenant()
-    idempotency_key = request.headers.get("Idempotency-Key")
-    if request.mimetype == "multipart/form-data":
-        part, fields = parsing.multipart_upload(max_bytes=current_app.config["MULTIPART_MAX_BYTES"])
-        artifact, created = artifacts.upload_multipart(
-            tenant,
-            stream=part.stream,
-            size=part.size,
-            part_filename=part.filename,
-            part_content_type=part.content_type,
-            raw_fields=fields,
-            idempotency_key=idempotency_key,
-        )
-    elif request.mimetype == "application/json":
-        limit = current_app.config["JSON_UPLOAD_MAX_BYTES"] * 4 // 3 + _JSON_UPLOAD_OVERHEAD
-        body = parsing.json_object(max_bytes=limit)
-        artifact, created = artifacts.upload_base64(tenant, body, idempotency_key=idempotency_key)
-    else:
-        raise InvalidRequest("send multipart/form-data or application/json")
+    upload = parsing.artifact_upload(plan_for(tenant.plan))
+    artifact, created = uploads.create_artifact(
+        tenant,
+        body=upload.body,
+        size_hint=upload.size,
+        max_size=upload.max_size,
+        fields=upload.fields,
+        idempotency_key=parsing.idempotency_key(),
+    )
     return jsonify(serializers.artifact(artifact)), 201 if created else 200
 
 
 @bp.post("/upload-url")
 def reserve_upload():
     tenant = require_tenant()
-    ticket = artifacts.reserve_from_request(tenant, parsing.json_object(), base_url=parsing.base_url())
-    artifact = ticket.artifact
-    return jsonify(
-        artifact_id=artifact.id,
-        status=artifact.status,
-        upload_url=ticket.url,
-        upload_method="PUT",
-        upload_headers=ticket.headers,
-        upload_expires_at=serializers.timestamp(ticket.expires_at),
-        expires_in=ticket.expires_in,
-        filename=artifact.filename,
-        content_type=artifact.content_type,
-        size_bytes=artifact.size_bytes,
-    ), 201
+    body = parsing.json_object()
+    base_url = parsing.base_url()
+    fields, size_bytes = parsing.reservation(body, plan_for(tenant.plan))
+    ticket = presigned.reserve_upload(tenant, fields=fields, size_bytes=size_bytes, base_url=base_url)
+    return jsonify(serializers.upload_ticket(ticket)), 201
 
 
 @bp.post("/<artifact_id>/complete")
 def complete_upload(artifact_id: str):
-    artifact = artifacts.complete_upload(require_tenant(), artifact_id)
-    return jsonify(serializers.artifact(artifact))
+    return jsonify(serializers.artifact(presigned.complete_upload(require_tenant(), artifact_id)))
 
 
 @bp.get("/<artifact_id>")
 def get_artifact(artifact_id: str):
-    return jsonify(serializers.artifact(artifacts.get_artifact(require_tenant(), artifact_id)))
+    return jsonify(serializers.artifact(reads.get_artifact(require_tenant(), artifact_id)))
 
 
 @bp.get("/<artifact_id>/download-url")
 def download_url(artifact_id: str):
-    ticket = artifacts.download_url(require_tenant(), artifact_id, base_url=parsing.base_url())
-    return jsonify(
-        download_url=ticket.url,
-        expires_in=ticket.expires_in,
-        filename=ticket.artifact.filename,
-        content_type=ticket.artifact.content_type,
-        size_bytes=ticket.artifact.size_bytes,
-    )
+    ticket = reads.download_url(require_tenant(), artifact_id, base_url=parsing.base_url())
+    return jsonify(serializers.download_ticket(ticket))
 
 
 @bp.get("")
 def list_artifacts():
     tenant = require_tenant()
-    args = request.args
-    page = artifacts.list_artifacts(
-        tenant,
-        filters=parsing.artifact_filters(args),
-        limit=validation.limit(args.get("limit")),
-        cursor=args.get("cursor"),
-    )
-    return jsonify(
-        artifacts=[serializers.artifact(item) for item in page.items],
-        next_cursor=page.next_cursor,
-        has_more=page.next_cursor is not None,
-    )
+    page = reads.list_artifacts(tenant, **parsing.artifact_listing(request.args))
+    return jsonify(serializers.page("artifacts", page, serializers.artifact))
 
 
 @bp.delete("/<artifact_id>")
 def delete_artifact(artifact_id: str):
-    artifact = artifacts.delete_artifact(require_tenant(), artifact_id)
-    return jsonify(
-        artifact_id=artifact.id, deleted=True, deleted_at=serializers.timestamp(artifact.deleted_at)
-    )
+    artifact = lifecycle.delete_artifact(require_tenant(), artifact_id)
+    return jsonify(serializers.deleted_artifact(artifact))
 
 
 @bp.post("/<artifact_id>/extend-ttl")
 def extend_ttl(artifact_id: str):
     tenant = require_tenant()
-    ttl = parsing.json_object().get("ttl")
-    return jsonify(serializers.artifact(artifacts.extend_ttl(tenant, artifact_id, ttl)))
+    ttl_seconds = parsing.required_ttl(parsing.json_object())
+    return jsonify(serializers.artifact(lifecycle.extend_ttl(tenant, artifact_id, ttl_seconds)))
 
 
 @bp.post("/<artifact_id>/links")
@@ -116,5 +77,5 @@ def create_link(artifact_id: str):
     tenant = require_tenant()
     body = parsing.json_object(default={})
     base_url = parsing.base_url()  # before the link exists: a refused Host makes none
-    link = links.create_link(tenant, artifact_id, expires_in=body.get("expires_in"))
+    link = links.create_link(tenant, artifact_id, expires_in=parsing.link_expires_in(body))
     return jsonify(serializers.link(link, f"{base_url}/dl/{link.id}")), 201

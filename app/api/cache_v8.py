@@ -5,7 +5,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import ratelimit
 from ..auth import require_tenant
 from ..services import cache
-from . import cache_reads, parsing
+from . import cache_reads, parsing, serializers
 
 bp = Blueprint("cache", __name__, url_prefix="/v8/artifacts")
 
@@ -40,24 +40,24 @@ def preflight(anything: str = ""):
 
 @_route("/status", methods=["GET"])
 def status():
-    return jsonify(status=cache.cache_status(_tenant()))
+    return jsonify(serializers.cache_status(cache.cache_status(_tenant())))
 
 
 @_route("", methods=["POST"])
 def query():
     tenant = _tenant()
-    body = parsing.json_object()
-    return jsonify(cache.query_artifacts(tenant, body.get("hashes")))
+    hashes = parsing.cache_query_hashes(max_hashes=cache.MAX_QUERY_HASHES)
+    return jsonify(serializers.cache_query(cache.query_entries(tenant, hashes)))
 
 
 @_route("/events", methods=["POST"])
 def events():
     tenant = _tenant()
+    body = parsing.json_body()
+    client_ci = parsing.header_str("x-artifact-client-ci", max_length=50)
+    client_interactive = parsing.header_flag("x-artifact-client-interactive")
     cache.record_events(
-        tenant,
-        parsing.json_body(),
-        client_ci=parsing.header_str("x-artifact-client-ci", max_length=50),
-        client_interactive=parsing.header_flag("x-artifact-client-interactive"),
+        tenant, parsing.cache_events(body), client_ci=client_ci, client_interactive=client_interactive
     )
     return Response(status=200)
 
@@ -65,7 +65,7 @@ def events():
 @_route("/<path:artifact_hash>", methods=["PUT"])
 def upload(artifact_hash: str):
     tenant = _tenant()
-    headers = cache.ArtifactHeaders(
+    headers = cache.EntryHeaders(
         duration_ms=parsing.header_int("x-artifact-duration"),
         tag=parsing.stored_header("x-artifact-tag", max_length=1024),
         git_sha=parsing.stored_header("x-artifact-sha", max_length=128),
@@ -73,12 +73,12 @@ def upload(artifact_hash: str):
         client_ci=parsing.header_str("x-artifact-client-ci", max_length=50),
         client_interactive=parsing.header_flag("x-artifact-client-interactive"),
     )
-    cache.put_artifact(
+    cache.put_entry(
         tenant, artifact_hash, parsing.body_stream(), content_length=request.content_length, headers=headers
     )
     # turbo ignores these URLs: a Host this server does not answer to gets a
     # bare path rather than a failed upload.
-    return jsonify(urls=[f"{parsing.base_url_if_allowed()}/v8/artifacts/{artifact_hash}"]), 202
+    return jsonify(serializers.cache_upload(parsing.base_url_if_allowed(), artifact_hash)), 202
 
 
 @_route("/<path:artifact_hash>", methods=["GET", "HEAD"])

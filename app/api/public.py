@@ -4,8 +4,9 @@ URLs, and public links. Limited per client address."""
 from flask import Blueprint, jsonify, request
 
 from .. import ratelimit
-from ..services import artifacts, links
-from . import responses
+from ..services import links
+from ..services.artifacts import presigned, reads
+from . import responses, serializers
 
 bp = Blueprint("public", __name__)
 
@@ -13,14 +14,14 @@ bp = Blueprint("public", __name__)
 @bp.put("/v1/uploads/<token>")
 @ratelimit.public
 def receive_upload(token: str):
-    receipt = artifacts.receive_upload(token, request.stream, content_length=request.content_length)
-    return jsonify(artifact_id=receipt.artifact_id, received_bytes=receipt.received_bytes)
+    receipt = presigned.receive_upload(token, request.stream, content_length=request.content_length)
+    return jsonify(serializers.upload_receipt(receipt))
 
 
 @bp.route("/v1/blobs/<token>", methods=["GET", "HEAD"])
 @ratelimit.public
 def signed_download(token: str):
-    return _send(artifacts.artifact_for_download_token(token))
+    return _send(reads.artifact_for_download_token(token))
 
 
 @bp.route("/dl/<link_id>", methods=["GET", "HEAD"])
@@ -31,7 +32,7 @@ def link_download(link_id: str):
 
 def _send(artifact):
     return responses.send_download(
-        artifacts.open_download(artifact, with_body=request.method == "GET"),
+        reads.open_download(artifact, with_body=request.method == "GET"),
         content_type=artifact.content_type,
         download_name=artifact.filename,
         ranges=True,

@@ -2,11 +2,10 @@
 
 from typing import BinaryIO
 
-from flask import Response, current_app, request
+from flask import Response, request
 from werkzeug.wsgi import wrap_file
 
 from ..services.downloads import Download
-from ..storage import get_storage
 from ..storage.base import content_disposition
 
 # When the bytes are copied rather than sent with sendfile (S3 streams), move
@@ -17,7 +16,6 @@ STREAM_CHUNK_SIZE = 1024 * 1024
 def _send_stream(
     environ: dict,
     *,
-    storage_key: str,
     stream: BinaryIO,
     size: int,
     content_type: str,
@@ -26,13 +24,6 @@ def _send_stream(
     ranges: bool = False,
 ) -> Response:
     """Answer with the object's bytes; the stream is closed when sent."""
-    if current_app.config["DOWNLOAD_MODE"] == "x-accel":
-        path = get_storage().local_path(storage_key)
-        if path is not None:
-            stream.close()
-            response = Response(status=200, content_type=content_type)
-            response.headers["X-Accel-Redirect"] = current_app.config["X_ACCEL_PREFIX"] + storage_key
-            return _decorate(environ, response, size, headers, download_name, ranges, set_length=False)
     # wrap_file hands the file to the server's wsgi.file_wrapper: gunicorn
     # then sends it with sendfile(2), without copying through Python.
     response = Response(
@@ -72,12 +63,15 @@ def send_download(
     if download.redirect_url is not None:
         # No body: Flask's redirect() would add an HTML page to an API answer.
         return Response(status=302, headers={"Location": download.redirect_url})
+    if download.accel_uri is not None:
+        response = Response(status=200, content_type=content_type)
+        response.headers["X-Accel-Redirect"] = download.accel_uri
+        return _decorate(environ, response, download.size, headers, download_name, ranges, set_length=False)
     if download.stream is None:
         response = Response(status=200, content_type=content_type)
         return _decorate(environ, response, download.size, headers, download_name, ranges)
     return _send_stream(
         environ,
-        storage_key=download.storage_key,
         stream=download.stream,
         size=download.size,
         content_type=content_type,

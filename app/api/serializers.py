@@ -1,8 +1,19 @@
-"""Models → the JSON the contracts specify. Every field, always."""
+"""Models and service results → the JSON the contracts specify. Every field,
+always; the only place a response body is shaped (errors: app/errors.py)."""
 
+import dataclasses
+import json
+from collections.abc import Callable
 from datetime import datetime
 
+from .. import b64url
 from ..models import Artifact, Link, Session
+from ..services.artifacts.presigned import UploadReceipt, UploadTicket
+from ..services.artifacts.reads import DownloadTicket
+from ..services.cache import CacheStats, QueryAnswer
+from ..services.cursors import Page, Position
+from ..services.health import HealthReport
+from ..services.whoami import Account
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -53,3 +64,111 @@ def sealed_session(item: Session) -> dict:
         "sealed_at": timestamp(item.sealed_at),
         "artifact_count": item.artifact_count,
     }
+
+
+def page(name: str, items: Page, item: Callable[[object], dict]) -> dict:
+    """The list envelope every /v1 listing shares."""
+    return {
+        name: [item(row) for row in items.items],
+        "next_cursor": cursor(items.next_after),
+        "has_more": items.next_after is not None,
+    }
+
+
+def cursor(position: Position | None) -> str | None:
+    """A listing position as an opaque cursor (api/parsing.py reads it back)."""
+    if position is None:
+        return None
+    at, item_id = position
+    return b64url.encode(json.dumps([at.isoformat(), item_id], separators=(",", ":")).encode())
+
+
+def deleted_artifact(item: Artifact) -> dict:
+    return {"artifact_id": item.id, "deleted": True, "deleted_at": timestamp(item.deleted_at)}
+
+
+def upload_ticket(ticket: UploadTicket) -> dict:
+    item = ticket.artifact
+    return {
+        "artifact_id": item.id,
+        "status": item.status,
+        "upload_url": ticket.url,
+        "upload_method": "PUT",
+        "upload_headers": ticket.headers,
+        "upload_expires_at": timestamp(ticket.expires_at),
+        "expires_in": ticket.expires_in,
+        "filename": item.filename,
+        "content_type": item.content_type,
+        "size_bytes": item.size_bytes,
+    }
+
+
+def upload_receipt(receipt: UploadReceipt) -> dict:
+    return {"artifact_id": receipt.artifact_id, "received_bytes": receipt.received_bytes}
+
+
+def download_ticket(ticket: DownloadTicket) -> dict:
+    return {
+        "download_url": ticket.url,
+        "expires_in": ticket.expires_in,
+        "filename": ticket.artifact.filename,
+        "content_type": ticket.artifact.content_type,
+        "size_bytes": ticket.artifact.size_bytes,
+    }
+
+
+def account(item: Account) -> dict:
+    return {
+        "tenant_id": item.tenant_id,
+        "tenant_slug": item.tenant_slug,
+        "tenant_name": item.tenant_name,
+        "plan": item.plan.name,
+        "api_key_last_4": item.api_key_last_4,
+        "usage_requests_month": item.requests_this_month,
+        "plan_requests_limit_month": item.plan.requests_limit_month,
+        "usage_storage_bytes": item.storage_bytes,
+        "plan_storage_limit_bytes": item.storage_limit_bytes,
+        "active_links": item.active_links,
+        "max_active_links": item.plan.max_active_links,
+        "rate_limit_sustained": item.rate_limit_sustained,
+        "rate_limit_burst": item.rate_limit_burst,
+    }
+
+
+def health(report: HealthReport) -> dict:
+    return {
+        "status": "ok" if report.healthy else "degraded",
+        "version": report.version,
+        "checks": report.checks,
+    }
+
+
+# -- the build cache (/v8): Turborepo's camelCase shapes ---------------------
+
+
+def cache_status(status: str) -> dict:
+    return {"status": status}
+
+
+def cache_query(answer: QueryAnswer) -> dict[str, dict | None]:
+    result: dict[str, dict | None] = {}
+    for artifact_hash in answer.hashes:
+        if artifact_hash in answer.invalid:
+            result[artifact_hash] = {"error": {"message": "invalid hash"}}
+        elif (entry := answer.entries.get(artifact_hash)) is None:
+            result[artifact_hash] = None
+        else:
+            result[artifact_hash] = {
+                "size": entry.size_bytes,
+                "taskDurationMs": entry.duration_ms,
+                "tag": entry.tag or "",
+            }
+    return result
+
+
+def cache_upload(base_url: str, artifact_hash: str) -> dict:
+    return {"urls": [f"{base_url}/v8/artifacts/{artifact_hash}"]}
+
+
+def cache_stats(stats: CacheStats) -> dict:
+    return dataclasses.asdict(stats)  # the fields are the report's, in order

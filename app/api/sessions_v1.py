@@ -3,31 +3,19 @@
 from flask import Blueprint, jsonify, request
 
 from ..auth import require_tenant
-from ..services import sessions, validation
-from . import serializers
+from ..services import sessions
+from . import parsing, serializers
 
 bp = Blueprint("sessions", __name__, url_prefix="/v1/sessions")
 
 
 @bp.post("/<path:session_id>/seal")
 def seal_session(session_id: str):
-    session = sessions.seal_session(require_tenant(), session_id)
-    return jsonify(serializers.sealed_session(session))
+    return jsonify(serializers.sealed_session(sessions.seal_session(require_tenant(), session_id)))
 
 
 @bp.get("")
 def list_sessions():
     tenant = require_tenant()
-    args = request.args
-    page = sessions.list_sessions(
-        tenant,
-        limit=validation.limit(args.get("limit")),
-        after=args.get("after") or args.get("cursor"),
-        created_after=validation.timestamp(args.get("created_after"), "created_after"),
-        created_before=validation.timestamp(args.get("created_before"), "created_before"),
-    )
-    return jsonify(
-        sessions=[serializers.session(item) for item in page.items],
-        next_cursor=page.next_cursor,
-        has_more=page.next_cursor is not None,
-    )
+    page = sessions.list_sessions(tenant, **parsing.session_listing(request.args))
+    return jsonify(serializers.page("sessions", page, serializers.session))

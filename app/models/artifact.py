@@ -1,6 +1,17 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    and_,
+    or_,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
@@ -79,6 +90,15 @@ class Artifact(db.Model):
 
     blob: Mapped[Blob | None] = relationship(lazy="joined")
 
+    # An artifact is live until it is deleted or its expiry passes: listings
+    # and link counts see only live ones, and reads refuse the rest.
+    @classmethod
+    def live_at(cls, current: datetime) -> ColumnElement[bool]:
+        return and_(cls.deleted_at.is_(None), or_(cls.expires_at.is_(None), cls.expires_at > current))
+
+    def expired_at(self, current: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= current
+
 
 class ArtifactMeta(db.Model):
     """One metadata pair per row, so `metadata.<key>=<value>` filters use an index."""
@@ -93,6 +113,11 @@ class ArtifactMeta(db.Model):
 
 
 class IdempotencyRecord(db.Model):
+    """An Idempotency-Key's first artifact: a retry within REPLAY_WINDOW
+    replays it, and gc removes older records."""
+
+    REPLAY_WINDOW = timedelta(hours=24)
+
     __tablename__ = "idempotency_records"
     __table_args__ = (UniqueConstraint("tenant_id", "key"),)
 

@@ -1,7 +1,9 @@
-"""The build cache: Turborepo's remote cache rules, per tenant."""
+"""The build cache: Turborepo's remote cache rules, per tenant.
 
-import re
-import uuid
+What turbo calls an artifact is here a cache entry (CacheEntry), named by its
+hash; "artifact" elsewhere in Hoard means a /v1 artifact (services/artifacts/).
+"""
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
@@ -10,7 +12,6 @@ from flask import current_app
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import storage as storage_errors
 from ..clock import now
 from ..errors import (
     Conflict,
@@ -22,14 +23,14 @@ from ..errors import (
     Paused,
     RemoteCachingDisabled,
     Unauthorized,
+    refused_body,
 )
 from ..extensions import db
 from ..models import ApiKey, CacheEntry, CacheEvent, Tenant
-from ..storage import get_storage, keys
+from ..storage import BodyTooLarge, IncompleteBody, ObjectNotFound, StoredObject, get_storage, keys
 from . import leases, usage
 from .downloads import Download, open_download
 
-HASH_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_QUERY_HASHES = 100
 OPEN_ATTEMPTS = 20
 # Each lost swap means another PUT of the hash committed meanwhile.
@@ -69,7 +70,7 @@ TOUCH_ENTRY = (
 
 
 @dataclass(frozen=True)
-class ArtifactHeaders:
+class EntryHeaders:
     """The x-artifact-* request headers kept with a cache entry."""
 
     duration_ms: int = 0
@@ -96,7 +97,8 @@ class CacheDownload:
 
 
 def is_valid_hash(artifact_hash: str) -> bool:
-    return bool(HASH_PATTERN.match(artifact_hash)) and artifact_hash not in (".", "..")
+    # A hash is part of its entry's storage key: the key part's rule is the hash's.
+    return keys.is_safe_part(artifact_hash)
 
 
 def validate_hash(artifact_hash: str) -> str:
@@ -135,13 +137,13 @@ def check_upload_size(content_length: int | None) -> None:
         raise FileTooLarge(f"artifacts may be at most {current_app.config['CACHE_MAX_ARTIFACT_BYTES']} bytes")
 
 
-def put_artifact(
+def put_entry(
     tenant: Tenant,
     artifact_hash: str,
     body: BinaryIO,
     *,
     content_length: int | None,
-    headers: ArtifactHeaders,
+    headers: EntryHeaders,
 ) -> None:
     """Store a body under the hash, replacing any earlier one atomically."""
     tenant_id = tenant.id  # still readable after the commits below expire the row
@@ -170,14 +172,12 @@ def put_artifact(
             # turbo verifies its own archives (and signs them when asked to).
             sha256=False,
         )
-    except storage_errors.BodyTooLarge as exc:
+    except BodyTooLarge as exc:
         if quota_bound:
             raise OverLimit() from None
-        raise FileTooLarge(f"artifacts may be at most {exc.max_size} bytes") from None
-    except storage_errors.IncompleteBody as exc:
-        raise InvalidRequest(
-            f"the body ended after {exc.received} of {exc.expected} bytes; nothing was stored"
-        ) from None
+        raise refused_body(exc, what="artifacts") from None
+    except IncompleteBody as exc:
+        raise refused_body(exc, what="artifacts") from None
     try:
         replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers, lease)
     except BaseException:
@@ -191,8 +191,8 @@ def put_artifact(
 def _point_entry_at(
     tenant: Tenant,
     artifact_hash: str,
-    stored: storage_errors.StoredObject,
-    headers: ArtifactHeaders,
+    stored: StoredObject,
+    headers: EntryHeaders,
     lease: leases.Lease,
 ) -> str | None:
     """Point the entry at the new object in one transaction; return the key it
@@ -303,7 +303,7 @@ def open_read(
             download = open_download(
                 entry.storage_key, entry.size_bytes, with_body=with_body, may_redirect=not entry.tag
             )
-        except storage_errors.ObjectNotFound:
+        except ObjectNotFound:
             read = find_read(connection, key_digest=key_digest, artifact_hash=artifact_hash)
             if read is None:
                 raise Unauthorized() from None
@@ -331,13 +331,17 @@ def _touch(connection: Connection, tenant_id: str, artifact_hash: str, last_read
         )
 
 
-def query_artifacts(tenant: Tenant, hashes: object) -> dict[str, dict | None]:
-    if (
-        not isinstance(hashes, list)
-        or not 1 <= len(hashes) <= MAX_QUERY_HASHES
-        or not all(isinstance(h, str) for h in hashes)
-    ):
-        raise InvalidRequest(f"'hashes' must be a list of 1 to {MAX_QUERY_HASHES} strings")
+@dataclass
+class QueryAnswer:
+    """What a query found: each asked hash's entry, None when there is none;
+    hashes no entry could have are in `invalid`."""
+
+    hashes: list[str]
+    entries: dict[str, CacheEntry]
+    invalid: set[str]
+
+
+def query_entries(tenant: Tenant, hashes: list[str]) -> QueryAnswer:
     _require_usable(tenant)
     valid = [h for h in hashes if is_valid_hash(h)]
     entries = {
@@ -346,84 +350,62 @@ def query_artifacts(tenant: Tenant, hashes: object) -> dict[str, dict | None]:
             select(CacheEntry).where(CacheEntry.tenant_id == tenant.id, CacheEntry.hash.in_(valid))
         )
     }
-    result: dict[str, dict | None] = {}
-    for artifact_hash in hashes:
-        if artifact_hash not in valid:
-            result[artifact_hash] = {"error": {"message": "invalid hash"}}
-        elif (entry := entries.get(artifact_hash)) is None:
-            result[artifact_hash] = None
-        else:
-            result[artifact_hash] = {
-                "size": entry.size_bytes,
-                "taskDurationMs": entry.duration_ms,
-                "tag": entry.tag or "",
-            }
-    return result
+    return QueryAnswer(hashes=hashes, entries=entries, invalid=set(hashes) - set(valid))
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """One of turbo's cache events, parsed (app/api/parsing.py)."""
+
+    session_id: str
+    source: str  # LOCAL | REMOTE
+    event: str  # HIT | MISS
+    hash: str
+    duration_ms: int | None
 
 
 def record_events(
-    tenant: Tenant, events: object, *, client_ci: str | None, client_interactive: bool | None
+    tenant: Tenant, events: list[EventInput], *, client_ci: str | None, client_interactive: bool | None
 ) -> int:
-    """Validate the whole batch, then store it; a bad event stores nothing."""
-    if not isinstance(events, list) or len(events) > MAX_EVENTS:
-        raise InvalidRequest(f"the body must be a JSON array of at most {MAX_EVENTS} events")
-    rows = [
-        _event_row(tenant, index, event, client_ci, client_interactive) for index, event in enumerate(events)
-    ]
-    if rows:
+    """Store a checked batch of events."""
+    if events:
         # One multi-row INSERT, without the unit of work: turbo sends a batch
         # at the end of every run and waits for the answer before it exits.
-        db.session.execute(insert(CacheEvent), rows)
+        db.session.execute(
+            insert(CacheEvent),
+            [
+                {
+                    "tenant_id": tenant.id,
+                    "session_id": item.session_id,
+                    "source": item.source,
+                    "event": item.event,
+                    "hash": item.hash,
+                    "duration_ms": item.duration_ms,
+                    "client_ci": client_ci,
+                    "client_interactive": client_interactive,
+                }
+                for item in events
+            ],
+        )
     db.session.commit()
-    return len(rows)
+    return len(events)
 
 
-def _event_row(tenant, index, event, client_ci, client_interactive) -> dict:
-    def bad(reason: str) -> InvalidRequest:
-        return InvalidRequest(f"event {index}: {reason}")
-
-    if not isinstance(event, dict):
-        raise bad("must be an object")
-    session_id = _canonical_uuid(event.get("sessionId"))
-    if session_id is None:
-        raise bad("sessionId must be a UUID")
-    if event.get("source") not in ("LOCAL", "REMOTE"):
-        raise bad("source must be LOCAL or REMOTE")
-    if event.get("event") not in ("HIT", "MISS"):
-        raise bad("event must be HIT or MISS")
-    artifact_hash = event.get("hash")
-    if not isinstance(artifact_hash, str) or not is_valid_hash(artifact_hash):
-        raise bad("hash is invalid")
-    duration = event.get("duration")
-    if duration is not None and (
-        isinstance(duration, bool) or not isinstance(duration, int | float) or not 0 <= duration < 2**53
-    ):
-        raise bad("duration must be a non-negative number")
-    return {
-        "tenant_id": tenant.id,
-        "session_id": session_id,
-        "source": event["source"],
-        "event": event["event"],
-        "hash": artifact_hash,
-        "duration_ms": int(duration) if duration is not None else None,
-        "client_ci": client_ci,
-        "client_interactive": client_interactive,
-    }
-
-
-def _canonical_uuid(value: object) -> str | None:
-    # uuid.UUID also takes braces, a urn: prefix and any number of dashes;
-    # the canonical form is what is stored (and what fits the column).
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
-
-
-def stats(tenant: Tenant) -> dict:
+@dataclass
+class CacheStats:
     """This month's cache figures, and what turbo's reported events add up to."""
+
+    month: str
+    hits: int
+    misses: int
+    hit_rate: float | None  # None before anything was served
+    bytes_served: int
+    bytes_uploaded: int
+    reported_events: dict[str, int]
+    time_saved_ms: int
+
+
+def stats(tenant: Tenant) -> CacheStats:
     month = usage.month_usage(tenant)
     events = db.session.execute(
         select(
@@ -436,16 +418,14 @@ def stats(tenant: Tenant) -> dict:
         .group_by(CacheEvent.source, CacheEvent.event)
     ).all()
     plural = {"HIT": "hits", "MISS": "misses"}
-    reported = {f"{source.lower()}_{plural[event]}": count for source, event, count, _ in events}
-    time_saved_ms = sum(int(saved) for _, event, _, saved in events if event == "HIT")
     served = month["cache_hits"] + month["cache_misses"]
-    return {
-        "month": usage.current_month(),
-        "hits": month["cache_hits"],
-        "misses": month["cache_misses"],
-        "hit_rate": round(month["cache_hits"] / served, 4) if served else None,
-        "bytes_served": month["cache_bytes_served"],
-        "bytes_uploaded": month["cache_bytes_uploaded"],
-        "reported_events": reported,
-        "time_saved_ms": time_saved_ms,
-    }
+    return CacheStats(
+        month=usage.current_month(),
+        hits=month["cache_hits"],
+        misses=month["cache_misses"],
+        hit_rate=round(month["cache_hits"] / served, 4) if served else None,
+        bytes_served=month["cache_bytes_served"],
+        bytes_uploaded=month["cache_bytes_uploaded"],
+        reported_events={f"{source.lower()}_{plural[event]}": count for source, event, count, _ in events},
+        time_saved_ms=sum(int(saved) for _, event, _, saved in events if event == "HIT"),
+    )

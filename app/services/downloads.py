@@ -1,7 +1,8 @@
-"""How stored bytes leave: an open stream, or a presigned redirect.
+"""How stored bytes leave: an open stream (sent with sendfile), a file nginx
+sends (X-Accel-Redirect), or a presigned redirect.
 
 Shared by the build cache and the artifact routes; which one is used is the
-operator's choice (DOWNLOAD_MODE) within what the backend can do.
+operator's choice (DOWNLOAD_MODE), decided here within what the backend can do.
 """
 
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from ..storage import get_storage
 class Download:
     storage_key: str
     size: int
-    stream: BinaryIO | None = None  # None for HEAD and for redirects
+    stream: BinaryIO | None = None  # None for HEAD, redirects and X-Accel-Redirect
     redirect_url: str | None = None
+    accel_uri: str | None = None  # where nginx's internal location serves the file
 
 
 def open_download(
@@ -37,7 +39,8 @@ def open_download(
     if not with_body:
         return Download(storage_key=storage_key, size=size)
     store = get_storage()
-    if may_redirect and current_app.config["DOWNLOAD_MODE"] == "redirect":
+    mode = current_app.config["DOWNLOAD_MODE"]
+    if may_redirect and mode == "redirect":
         # Redirects are followed at once; a short life limits what a leaked
         # URL gives, and how long it outlives a DELETE.
         url = store.presign_get(
@@ -48,4 +51,9 @@ def open_download(
         )
         if url is not None:
             return Download(storage_key=storage_key, size=size, redirect_url=url)
-    return Download(storage_key=storage_key, size=size, stream=store.open_read(storage_key))
+    stream = store.open_read(storage_key)  # ObjectNotFound before any answer is chosen
+    if mode == "x-accel" and store.local_path(storage_key) is not None:
+        stream.close()
+        accel_uri = current_app.config["X_ACCEL_PREFIX"] + storage_key
+        return Download(storage_key=storage_key, size=size, accel_uri=accel_uri)
+    return Download(storage_key=storage_key, size=size, stream=stream)

@@ -13,7 +13,7 @@ On SQLite, which has no row locks, each such DELETE is a single statement
 under the database's one write lock, which is atomic just the same.
 
 A blob may go only once no artifact references it. An upload attaching to an
-existing blob holds it (artifacts._attach_blob: FOR KEY SHARE on PostgreSQL,
+existing blob holds it (artifacts/uploads.py attach_blob: FOR KEY SHARE on PostgreSQL,
 and on SQLite a lookup made after the upload's first write, under the write
 lock); gc's FOR UPDATE SKIP LOCKED passes over a held blob, and the DELETE's
 NOT EXISTS runs in a statement that starts after gc's locks are taken, so it
@@ -48,7 +48,6 @@ from ..models import (
 )
 from ..storage import ObjectNotFound, Storage, StorageError, get_storage
 from . import leases
-from .artifacts import IDEMPOTENCY_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ def purge_records(*, now: datetime, dry_run: bool = False) -> Tally:
     cache events past EVENT_RETENTION (the hit-rate figures look back that far)."""
     tally = Tally()
     for model, cutoff in (
-        (IdempotencyRecord, now - IDEMPOTENCY_WINDOW),
+        (IdempotencyRecord, now - IdempotencyRecord.REPLAY_WINDOW),
         (CacheEvent, now - EVENT_RETENTION),
     ):
         condition = model.created_at < cutoff

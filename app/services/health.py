@@ -1,6 +1,7 @@
 """Whether the database and the storage answer."""
 
 import logging
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import text
@@ -11,8 +12,18 @@ from ..storage import StorageError, get_storage
 log = logging.getLogger(__name__)
 
 
-def check() -> dict:
-    """{"status": "ok"|"degraded", "version", "checks": {part: "ok"|"failed"}}."""
+@dataclass
+class HealthReport:
+    version: str
+    checks: dict[str, str]  # part -> "ok" | "failed"
+
+    @property
+    def healthy(self) -> bool:
+        return all(value == "ok" for value in self.checks.values())
+
+
+def check() -> HealthReport:
+    """Whether each part (database, storage) answers."""
     checks = {"database": "ok", "storage": "ok"}
     try:
         db.session.execute(text("SELECT 1"))
@@ -26,9 +37,4 @@ def check() -> dict:
     except (StorageError, OSError):
         log.exception("health: storage check failed")
         checks["storage"] = "failed"
-    healthy = all(value == "ok" for value in checks.values())
-    return {
-        "status": "ok" if healthy else "degraded",
-        "version": current_app.config["VERSION"],
-        "checks": checks,
-    }
+    return HealthReport(version=current_app.config["VERSION"], checks=checks)

@@ -1,22 +1,20 @@
 """Public links: unauthenticated downloads of one artifact until they expire."""
 
 import re
-import secrets
-import string
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from ..clock import now
 from ..errors import InvalidRequest, LinkExpired, LinkNotFound, QuotaExceeded
 from ..extensions import db
 from ..models import Artifact, Link, Tenant
-from . import artifacts
-from .plans import PLANS, plan_for
+from .artifacts import reads
+from .ids import random_id
+from .plans import PLANS, plan_for, upgrade_offer
 
 DEFAULT_LINK_SECONDS = 7 * 86400
 LINK_ID = re.compile(r"^lnk_[A-Za-z0-9]{20}$")
-_ALNUM = string.ascii_letters + string.digits
 
 
 def active_link_count(tenant: Tenant) -> int:
@@ -27,24 +25,24 @@ def active_link_count(tenant: Tenant) -> int:
         .where(
             Link.tenant_id == tenant.id,
             Link.expires_at > current,
-            Artifact.deleted_at.is_(None),
-            or_(Artifact.expires_at.is_(None), Artifact.expires_at > current),
+            Artifact.live_at(current),
         )
     )
 
 
-def create_link(tenant: Tenant, artifact_id: str, *, expires_in: object) -> Link:
+def create_link(tenant: Tenant, artifact_id: str, *, expires_in: int | None) -> Link:
+    """A link for `expires_in` seconds (None: the default), within the plan's limits."""
     plan = plan_for(tenant.plan)
     seconds = _link_seconds(expires_in, plan)
-    artifacts.ensure_downloadable(artifacts.find_artifact(tenant, artifact_id))
+    reads.ensure_downloadable(reads.find_artifact(tenant, artifact_id))
     if plan.max_active_links is not None and active_link_count(tenant) >= plan.max_active_links:
         raise QuotaExceeded(
             f"the {plan.name} plan allows {plan.max_active_links} active links",
-            **({"upgrade_url": artifacts.UPGRADE_URL} if plan.name == "free" else {}),
+            **upgrade_offer(plan, lambda other: other.max_active_links > plan.max_active_links),
         )
     created = now()
     link = Link(
-        id="lnk_" + "".join(secrets.choice(_ALNUM) for _ in range(20)),
+        id=random_id("lnk_", 20),
         tenant_id=tenant.id,
         artifact_id=artifact_id,
         created_at=created,
@@ -55,17 +53,15 @@ def create_link(tenant: Tenant, artifact_id: str, *, expires_in: object) -> Link
     return link
 
 
-def _link_seconds(expires_in: object, plan) -> int:
+def _link_seconds(expires_in: int | None, plan) -> int:
     if expires_in is None:
         return min(DEFAULT_LINK_SECONDS, plan.max_link_seconds)
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
-        raise InvalidRequest("expires_in must be a positive whole number of seconds")
     if expires_in > plan.max_link_seconds:
         longest = max(p.max_link_seconds for p in PLANS.values())
         if expires_in <= longest:
             raise QuotaExceeded(
                 f"the {plan.name} plan allows links of at most {plan.max_link_seconds // 86400} days",
-                upgrade_url=artifacts.UPGRADE_URL,
+                **upgrade_offer(plan, lambda other: expires_in <= other.max_link_seconds),
             )
         raise InvalidRequest(f"expires_in may be at most {longest} seconds")
     return expires_in
@@ -82,4 +78,4 @@ def artifact_for_link(link_id: str) -> Artifact:
         raise LinkNotFound()
     if link.expires_at <= now():
         raise LinkExpired()
-    return artifacts.ensure_downloadable(link.artifact)
+    return reads.ensure_downloadable(link.artifact)

@@ -1,8 +1,6 @@
 """Tenants and their API keys (the CLI's operations)."""
 
 import re
-import secrets
-import string
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,15 +10,11 @@ from ..clock import now
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..extensions import db
 from ..models import ApiKey, Tenant
+from .ids import random_id
 from .plans import PLANS
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CACHE_STATUSES = ("enabled", "disabled", "paused")
-_ALNUM = string.ascii_letters + string.digits
-
-
-def random_id(prefix: str, length: int) -> str:
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
 
 
 def create_tenant(slug: str, *, name: str | None = None, plan: str = "pro") -> Tenant:

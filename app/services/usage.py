@@ -5,6 +5,7 @@ import threading
 import time
 from collections import Counter
 
+from flask import Flask, current_app
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -60,26 +61,56 @@ def current_month() -> str:
 # stays exact across processes; a crash loses at most that second's counts.
 FLUSH_SECONDS = 1.0
 COUNTERS = ("requests", "cache_hits", "cache_misses", "cache_bytes_served", "cache_bytes_uploaded")
-_pending: dict[tuple[str, str], Counter] = {}
-_pending_lock = threading.Lock()
-_last_flush = time.monotonic()
+EXTENSION = "hoard_usage"
+
+
+class PendingCounts:
+    """One app's counts not yet written, and when they were last flushed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_slot: dict[tuple[str, str], Counter] = {}
+        self.last_flush = time.monotonic()
+
+    def add(self, slot: tuple[str, str], amounts: dict[str, int]) -> None:
+        with self.lock:
+            self.by_slot.setdefault(slot, Counter()).update(amounts)
+
+    def put_back(self, batch: dict[tuple[str, str], Counter]) -> None:
+        for slot, amounts in batch.items():
+            self.add(slot, amounts)
+
+    def take(self) -> dict[tuple[str, str], Counter]:
+        with self.lock:
+            batch, self.by_slot = self.by_slot, {}
+        return batch
+
+    def due(self) -> bool:
+        """Whether FLUSH_SECONDS have passed; if so, the flush is now this caller's."""
+        with self.lock:
+            if time.monotonic() - self.last_flush < FLUSH_SECONDS:
+                return False
+            self.last_flush = time.monotonic()
+            return True
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION] = PendingCounts()
+
+
+def pending_counts(app: Flask | None = None) -> PendingCounts:
+    return (app or current_app).extensions[EXTENSION]
 
 
 def count(tenant_id: str, **amounts: int) -> None:
-    """Add to this month's counters (names from COUNTERS), batched per process."""
-    with _pending_lock:
-        _pending.setdefault((tenant_id, current_month()), Counter()).update(amounts)
+    """Add to this month's counters (names from COUNTERS), batched per app."""
+    pending_counts().add((tenant_id, current_month()), amounts)
 
 
 def flush_if_due() -> None:
     """Flush when FLUSH_SECONDS have passed since the last flush; a failure
     is logged, never raised: counters must not fail the request they follow."""
-    global _last_flush
-    with _pending_lock:
-        due = time.monotonic() - _last_flush >= FLUSH_SECONDS
-        if due:
-            _last_flush = time.monotonic()
-    if due:
+    if pending_counts().due():
         try:
             flush_counts()
         except Exception:
@@ -113,13 +144,12 @@ def count_request(tenant_id: str) -> None:
 
 
 def flush_counts() -> None:
-    """Write this process's pending counts to the database, in a transaction
+    """Write the app's pending counts to the database, in a transaction
     of their own: never the session of the request being answered, whose
     state is not theirs to commit. Counts that could not be written are kept
     for the next flush."""
-    with _pending_lock:
-        batch = dict(_pending)
-        _pending.clear()
+    pending = pending_counts()
+    batch = pending.take()
     if not batch:
         return
     try:
@@ -127,9 +157,7 @@ def flush_counts() -> None:
             for (tenant_id, month), amounts in batch.items():
                 _add(connection, tenant_id, month, amounts)
     except BaseException:
-        with _pending_lock:
-            for slot, amounts in batch.items():
-                _pending.setdefault(slot, Counter()).update(amounts)
+        pending.put_back(batch)
         raise
 
 

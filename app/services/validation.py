@@ -1,25 +1,20 @@
-"""The /v1 field rules shared by uploads, reservations and listings."""
+"""The /v1 value rules: what a filename, label, content type, metadata or TTL
+may be. Reading the values out of a request is app/api/parsing.py's job."""
 
 import json
 import mimetypes
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import chain
 
-from ..clock import now
 from ..errors import InvalidRequest, TtlExceedsPlanLimit
-from .plans import PLANS, Plan
+from .plans import Plan, upgrade_offer
 
 METADATA_KEY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
 MAX_METADATA_BYTES = 8 * 1024
-MAX_IDEMPOTENCY_KEY = 256
-DEFAULT_TTL = "30d"
-_TTL = re.compile(r"^([1-9][0-9]{0,9})([smhdw])$")
-_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 OCTET_STREAM = "application/octet-stream"
-UPGRADE_URL = "https://artifacta.io/pricing"
 
 
 @dataclass
@@ -38,7 +33,7 @@ class ArtifactFields:
         return None if self.ttl is None else created_at + self.ttl
 
 
-def _has_control(text: str) -> bool:
+def has_control(text: str) -> bool:
     # Lone surrogates (a JSON "\ud800") have no UTF-8 form, and U+FFFD is what
     # a form parser leaves where the client's bytes were not UTF-8: refused
     # with the control characters.
@@ -76,16 +71,9 @@ def _invisible(text: str) -> str | None:
     return None
 
 
-def _storable(text: str) -> bool:
+def storable(text: str) -> bool:
     """Text every database keeps: no NUL (PostgreSQL refuses it), no lone surrogates."""
     return "\x00" not in text and not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
-
-
-def filter_value(value: str | None, name: str) -> str | None:
-    """An exact-match filter: any text a stored value could hold."""
-    if value is not None and not _storable(value):
-        raise InvalidRequest(f"{name} may not contain NUL")
-    return value
 
 
 def filename(value: object) -> str:
@@ -93,7 +81,7 @@ def filename(value: object) -> str:
     # here would let one uploader write anywhere on a downloader's disk.
     if not isinstance(value, str) or not 1 <= len(value) <= 255:
         raise InvalidRequest("filename must be 1-255 characters")
-    if "/" in value or "\\" in value or _has_control(value) or value in (".", ".."):
+    if "/" in value or "\\" in value or has_control(value) or value in (".", ".."):
         raise InvalidRequest("filename may not contain '/', '\\' or control characters")
     # The SDK's pull also writes the file under this name, where a downloader
     # sees it shown as something it is not.
@@ -112,7 +100,7 @@ def label(value: object, name: str) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > 128:
         raise InvalidRequest(f"{name} must be 1-128 characters")
-    if "/" in value or _has_control(value):
+    if "/" in value or has_control(value):
         raise InvalidRequest(f"{name} may not contain '/' or control characters")
     return value
 
@@ -120,31 +108,22 @@ def label(value: object, name: str) -> str | None:
 def content_type(explicit: object, part_type: str | None, name: str) -> str:
     """Explicit field, else the part's header unless octet-stream, else a guess."""
     if explicit not in (None, ""):
-        if not isinstance(explicit, str) or len(explicit) > 255 or _has_control(explicit):
+        if not isinstance(explicit, str) or len(explicit) > 255 or has_control(explicit):
             raise InvalidRequest("content_type must be a media type of at most 255 characters")
         return explicit
-    if part_type and part_type != OCTET_STREAM and len(part_type) <= 255 and not _has_control(part_type):
+    if part_type and part_type != OCTET_STREAM and len(part_type) <= 255 and not has_control(part_type):
         return part_type
     return mimetypes.guess_type(name)[0] or OCTET_STREAM
 
 
 def metadata(value: object) -> dict[str, str]:
-    """A flat object of strings; accepts the object or its JSON text."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        if len(value.encode()) > MAX_METADATA_BYTES * 2:
-            raise InvalidRequest("metadata is larger than 8 KB")
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            raise InvalidRequest("metadata must be a JSON object of strings") from None
+    """A flat object of strings."""
     if not isinstance(value, dict):
         raise InvalidRequest("metadata must be an object of strings")
     for key, item in value.items():
         if not METADATA_KEY.match(key):
             raise InvalidRequest(f"metadata key {key!r} must match {METADATA_KEY.pattern}")
-        if not isinstance(item, str) or not _storable(item) or "\ufffd" in item:
+        if not isinstance(item, str) or not storable(item) or "\ufffd" in item:
             raise InvalidRequest(
                 f"metadata value for {key!r} must be a string of valid UTF-8 text without NUL"
             )
@@ -153,29 +132,13 @@ def metadata(value: object) -> dict[str, str]:
     return value
 
 
-def ttl_seconds(value: object) -> int | None:
-    """`<n>s|m|h|d|w` → whole seconds; `never` → None."""
-    if value == "never":
-        return None
-    if not isinstance(value, str) or not (match := _TTL.match(value)):
-        raise InvalidRequest("ttl must look like 30d, 12h, 90m, 45s, 2w or be 'never'")
-    return int(match.group(1)) * _TTL_UNITS[match.group(2)]
-
-
-def expiry(value: object, plan: Plan) -> datetime | None:
-    """The expiry for a TTL from now, under the plan's limits (None: never)."""
-    lifetime = ttl(value, plan)
-    return None if lifetime is None else now() + lifetime
-
-
-def ttl(value: object, plan: Plan) -> timedelta | None:
-    """The TTL (default 30d) under the plan's limits; None: never expires."""
-    seconds = ttl_seconds(DEFAULT_TTL if value in (None, "") else value)
+def lifetime(seconds: int | None, plan: Plan) -> timedelta | None:
+    """A TTL in seconds (None: never) under the plan's limits; None: never expires."""
     if seconds is None:
         if not plan.allows_never:
             raise TtlExceedsPlanLimit(
                 f"ttl 'never' is not available on the {plan.name} plan",
-                **_upgrade(lambda other: other.allows_never),
+                **upgrade_offer(plan, lambda other: other.allows_never),
             )
         return None
     # Compared in seconds: a well-formed but huge TTL (9999999999w) is over
@@ -183,44 +146,6 @@ def ttl(value: object, plan: Plan) -> timedelta | None:
     if seconds > plan.max_ttl.total_seconds():
         raise TtlExceedsPlanLimit(
             f"the {plan.name} plan allows a ttl of at most {plan.max_ttl.days}d",
-            **_upgrade(lambda other: seconds <= other.max_ttl.total_seconds()),
+            **upgrade_offer(plan, lambda other: seconds <= other.max_ttl.total_seconds()),
         )
     return timedelta(seconds=seconds)
-
-
-def _upgrade(allows) -> dict:
-    """`upgrade_url`, when some plan would allow what this one does not."""
-    return {"upgrade_url": UPGRADE_URL} if any(allows(plan) for plan in PLANS.values()) else {}
-
-
-def idempotency_key(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if len(value) > MAX_IDEMPOTENCY_KEY or _has_control(value):
-        raise InvalidRequest(f"Idempotency-Key may be at most {MAX_IDEMPOTENCY_KEY} characters")
-    return value
-
-
-def limit(value: str | None, *, default: int = 50, maximum: int = 200) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidRequest(f"limit must be an integer from 1 to {maximum}") from None
-    if not 1 <= number <= maximum:
-        raise InvalidRequest(f"limit must be an integer from 1 to {maximum}")
-    return number
-
-
-def timestamp(value: str | None, name: str) -> datetime | None:
-    """ISO-8601 with Z or an offset, leniently: an unencoded '+' arrives as ' '."""
-    if value is None or value == "":
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace(" ", "+"))
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
-        raise InvalidRequest(f"{name} must be an ISO-8601 timestamp") from None
-    return parsed

@@ -14,11 +14,16 @@ from .keys import partial_tag
 from .streams import CHUNK_SIZE, HashingReader
 
 _TMP_DIR = ".tmp"
-# mkstemp creates files 0600; stored objects follow the process umask instead,
-# so a front server (nginx serving X-Accel-Redirect) in the group can read them.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
+
+
+def _file_mode() -> int:
+    """mkstemp creates files 0600; stored objects follow the process umask
+    instead, so a front server (nginx serving X-Accel-Redirect) in the group
+    can read them. Reading the umask means setting it: done once, when the
+    backend is built."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 class _RangeReader(io.RawIOBase):
@@ -50,6 +55,7 @@ class LocalStorage(Storage):
     def __init__(self, root: str):
         self.root = Path(root).resolve()
         self._tmp = self.root / _TMP_DIR
+        self._file_mode = _file_mode()
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -76,7 +82,7 @@ class LocalStorage(Storage):
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix=f"put-{partial_tag(key)}-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
-                os.fchmod(fh.fileno(), _FILE_MODE)
+                os.fchmod(fh.fileno(), self._file_mode)
                 flushed = 0
                 buffer = memoryview(bytearray(CHUNK_SIZE))
                 while count := reader.readinto(buffer):

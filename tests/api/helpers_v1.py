@@ -8,12 +8,9 @@ import re
 from datetime import datetime
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 
 from app.extensions import db
-from tests.factories import bearer, make_tenant
-from tests.storage_probe import stored_files  # noqa: F401 - the v1 tests import it from here
 
 # whoami's figures that the clients read as integers; null would crash the CLI.
 WHOAMI_INT_FIELDS = (
@@ -48,25 +45,6 @@ URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 MISSING_ID = "art_0000000000000000"
 BOUNDARY = "hoard-test-boundary-7MA4YWxkTrZu0gW"
 UPGRADE_URL = "https://artifacta.io/pricing"
-
-
-@pytest.fixture
-def tenant(tenant_and_key):
-    return tenant_and_key[0]
-
-
-@pytest.fixture
-def other(app):
-    """A second pro tenant: (tenant, auth headers)."""
-    tenant, key = make_tenant("globex")
-    return tenant, bearer(key)
-
-
-@pytest.fixture
-def free(app):
-    """A free-plan tenant: (tenant, auth headers)."""
-    tenant, key = make_tenant("freeco", plan="free")
-    return tenant, bearer(key)
 
 
 # ---------------------------------------------------------------- assertions

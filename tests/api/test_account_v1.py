@@ -6,14 +6,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy
 
-from app import clock
 from app.services import health, plans, tenants
 from app.storage import StorageError, get_storage
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import MISSING_ID, assert_error, create, make_link
 from tests.factories import bearer
-
-tenant, other, free = v1.tenant, v1.other, v1.free
 
 WHOAMI_FIELDS = {
     "tenant_name": str,

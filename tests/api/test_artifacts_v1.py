@@ -8,8 +8,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from app import clock
 from app.models import Artifact
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import (
     MISSING_ID,
@@ -28,7 +28,6 @@ from tests.api.helpers_v1 import (
 # Every test here moves bytes: it runs on S3 storage too.
 pytestmark = pytest.mark.storage
 
-tenant, other, free = v1.tenant, v1.other, v1.free
 
 DATA = b"0123456789abcdef"
 

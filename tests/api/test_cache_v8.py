@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app import clock
 from app.extensions import db
 from app.models import CacheEntry, CacheEvent
 from app.services import tenants
+from tests import clock
 from tests.factories import bearer, make_tenant
 from tests.storage_probe import stored_files, upload_leftovers
 
@@ -99,11 +99,6 @@ def entry_row(tenant_id: str, artifact_hash: str) -> CacheEntry | None:
 
 def event_count() -> int:
     return db.session.scalar(select(func.count()).select_from(CacheEvent))
-
-
-@pytest.fixture
-def tenant(tenant_and_key):
-    return tenant_and_key[0]
 
 
 @pytest.fixture

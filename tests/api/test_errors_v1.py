@@ -8,11 +8,10 @@ import pytest
 from app.errors import InvalidRequest
 from app.extensions import db
 from app.models import Artifact
-from app.services import artifacts, links, usage
+from app.services import links, usage
+from app.services.artifacts import lifecycle, reads
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import assert_error, count_rows, create, reserve
-
-tenant = v1.tenant
 
 
 @pytest.mark.parametrize(
@@ -93,10 +92,10 @@ def test_unsatisfiable_range_keeps_its_status(client, auth):
 @pytest.mark.parametrize(
     ("target", "method", "path", "body"),
     [
-        ((artifacts, "get_artifact"), "GET", "/v1/artifacts/art_0000000000000000", None),
-        ((artifacts, "list_artifacts"), "GET", "/v1/artifacts", None),
+        ((reads, "get_artifact"), "GET", "/v1/artifacts/art_0000000000000000", None),
+        ((reads, "list_artifacts"), "GET", "/v1/artifacts", None),
         ((links, "create_link"), "POST", "/v1/artifacts/art_0000000000000000/links", {}),
-        ((artifacts, "artifact_for_download_token"), "GET", "/v1/blobs/tok", None),
+        ((reads, "artifact_for_download_token"), "GET", "/v1/blobs/tok", None),
         ((links, "artifact_for_link"), "GET", "/dl/lnk_x", None),
     ],
 )
@@ -123,12 +122,12 @@ def test_a_500_rolls_back_the_session(client, auth, monkeypatch):
     made = create(client, auth)
 
     def half_done(tenant, artifact_id):
-        row = artifacts.find_artifact(tenant, artifact_id)
+        row = reads.find_artifact(tenant, artifact_id)
         row.filename = "changed-before-the-crash.txt"
         db.session.flush()
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(artifacts, "delete_artifact", half_done)
+    monkeypatch.setattr(lifecycle, "delete_artifact", half_done)
     assert_error(client.delete(f"/v1/artifacts/{made['artifact_id']}", headers=auth), 500, "internal_error")
     assert client.get(f"/v1/artifacts/{made['artifact_id']}", headers=auth).get_json() == made
     assert count_rows(Artifact) == 1
@@ -145,7 +144,7 @@ def test_a_4xx_after_a_partial_change_persists_nothing(client, auth, monkeypatch
         artifact.filename = "half-written.txt"
         raise InvalidRequest("refused")
 
-    monkeypatch.setattr(artifacts, "ensure_live", refuse_after_touching)
+    monkeypatch.setattr(reads, "ensure_live", refuse_after_touching)
     response = client.post(
         f"/v1/artifacts/{made['artifact_id']}/extend-ttl", json={"ttl": "1d"}, headers=auth
     )

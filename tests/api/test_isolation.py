@@ -22,8 +22,8 @@ from datetime import timedelta
 
 import pytest
 
-from app import clock
-from app.services import artifacts as artifact_service
+from app.services.artifacts import uploads
+from tests import clock
 from tests.factories import bearer, make_tenant
 
 ALNUM = string.ascii_letters + string.digits
@@ -199,7 +199,7 @@ def world(app, client) -> World:
 def missing_like(kind: str, ident: str) -> str:
     """A nonexistent identifier of the same shape as A's."""
     if kind in ("active", "pending", "deleted", "expired", "idempotent"):
-        return artifact_service.new_artifact_id()
+        return uploads.new_artifact_id()
     if kind == "link":
         return rand("lnk_", 20)
     if kind == "hash":
@@ -451,7 +451,7 @@ def identify(kind: str, world: World) -> tuple[str, str]:
         # missing artifact at the same instant.
         newest = world.a_snapshot["artifacts"]["artifacts"][0]
         raw = [newest["created_at"].replace("Z", ""), newest["artifact_id"]]
-        made = [raw[0], artifact_service.new_artifact_id()]
+        made = [raw[0], uploads.new_artifact_id()]
         return _cursor(raw), _cursor(made)
     if kind == "session_cursor":
         session = next(s for s in world.a_snapshot["sessions"]["sessions"] if s["session_id"] == A_SESSION)

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from app import clock
 from app.extensions import db
 from app.models import Session
 from app.services import plans
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import (
     LINK_ID,
@@ -31,7 +31,6 @@ from tests.api.helpers_v1 import (
 # Every test here moves bytes: it runs on S3 storage too.
 pytestmark = pytest.mark.storage
 
-tenant, other, free = v1.tenant, v1.other, v1.free
 
 DATA = b"link me"
 DAY = 86400

@@ -10,13 +10,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from app import clock
 from app.extensions import db
 from app.models import Artifact, ArtifactMeta
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import URL_SAFE, assert_error, create, reserve, wire
-
-tenant, other = v1.tenant, v1.other
 
 ALNUM = string.ascii_letters + string.digits
 BASE = datetime(2026, 1, 15, 12, 0, 0)

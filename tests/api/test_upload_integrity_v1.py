@@ -14,10 +14,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app import clock
 from app.extensions import db
 from app.models import Blob
 from app.storage import get_storage
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import assert_error, create, put_bytes, reserve
 

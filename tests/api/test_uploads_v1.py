@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from app import clock
 from app.models import Artifact, Blob
 from app.services import tenants
+from tests import clock
 from tests.api import helpers_v1 as v1
 from tests.api.helpers_v1 import (
     assert_artifact,
@@ -20,16 +20,15 @@ from tests.api.helpers_v1 import (
     create,
     put_bytes,
     reserve,
-    stored_files,
     ts,
     upload,
     upload_json,
 )
+from tests.storage_probe import stored_files
 
 # Every test here moves bytes: it runs on S3 storage too.
 pytestmark = pytest.mark.storage
 
-tenant, other, free = v1.tenant, v1.other, v1.free
 
 DATA = b"hello, hoard\n"
 SHA = hashlib.sha256(DATA).hexdigest()

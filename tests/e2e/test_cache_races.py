@@ -297,7 +297,7 @@ def test_a_get_overlapping_a_re_put_sends_one_versions_body_and_headers(app, cli
         download = opened(*args, **kwargs)
         headers = {**auth, "x-artifact-duration": new.duration, "x-artifact-tag": new.tag}
         assert client.put(url, data=new.body, headers=headers).status_code == 202
-        monkeypatch.setattr(usage, "_last_flush", 0.0)  # the counters fall due now
+        monkeypatch.setattr(usage.pending_counts(app), "last_flush", 0.0)  # the counters fall due now
         return download
 
     monkeypatch.setattr(cache_service, "open_download", open_then_race)

@@ -24,11 +24,12 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app import clock, create_app
+from app import create_app
 from app.extensions import db
 from app.models import Artifact, Blob
 from app.services import gc
 from app.storage import get_storage
+from tests import clock
 from tests.live_server import HoardServer
 
 CLIENTS = 20

@@ -4,7 +4,6 @@ storage and S3 (moto). Time moves with app.clock; file ages with os.utime."""
 import base64
 import io
 import os
-import secrets
 import threading
 import time
 from datetime import timedelta
@@ -14,12 +13,14 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app import cli, clock
+from app import cli
 from app.extensions import db
 from app.models import Artifact, ArtifactMeta, Blob, CacheEntry, IdempotencyRecord, Link
-from app.services import artifacts, gc, leases, tenants
+from app.services import gc, leases, tenants
+from app.services.artifacts import uploads
 from app.storage import ObjectNotFound, get_storage
 from app.storage.keys import partial_tag
+from tests import clock
 
 pytestmark = pytest.mark.storage
 
@@ -502,7 +503,7 @@ def test_gc_during_an_upload_of_identical_bytes_never_loses_them(app, client, au
     SQLite: gc waits for the upload's write lock, then sees the reference."""
     delete(client, auth, upload(client, auth))
     postgres = db.engine.dialect.name == "postgresql"
-    real_attach = artifacts._attach_blob
+    real_attach = uploads.attach_blob
     threads, results, waited = [], [], []
 
     def attach_while_gc_runs(tenant, stored):
@@ -512,7 +513,7 @@ def test_gc_during_an_upload_of_identical_bytes_never_loses_them(app, client, au
         waited.append(threads[-1].is_alive())
         return found or real_attach(tenant, stored)
 
-    monkeypatch.setattr(artifacts, "_attach_blob", attach_while_gc_runs)
+    monkeypatch.setattr(uploads, "attach_blob", attach_while_gc_runs)
     artifact_id = upload(client, auth, ttl="never")
     threads[0].join()
 
@@ -536,7 +537,7 @@ def test_an_upload_that_found_a_blob_gc_then_released_retries_with_its_own_bytes
         pytest.skip("SQLite's lookup runs under the write lock: it cannot be stale")
     delete(client, auth, upload(client, auth))
     (old_key,) = blob_keys()
-    real_attach = artifacts._attach_blob
+    real_attach = uploads.attach_blob
     results, lookups = [], []
 
     def stale_once(tenant, stored):
@@ -547,7 +548,7 @@ def test_an_upload_that_found_a_blob_gc_then_released_retries_with_its_own_bytes
         _gc_in_its_own_context(app, results).join()
         return stale, True
 
-    monkeypatch.setattr(artifacts, "_attach_blob", stale_once)
+    monkeypatch.setattr(uploads, "attach_blob", stale_once)
     artifact_id = upload(client, auth, ttl="never")
 
     (report,) = results
@@ -563,14 +564,13 @@ def test_an_upload_that_found_a_blob_gc_then_released_retries_with_its_own_bytes
 
 
 @pytest.fixture
-def s3_bucket(app, s3_client, moto_server, monkeypatch):
+def s3_bucket(app, make_bucket, moto_server, monkeypatch):
     """The app on S3 (moto): its own bucket on the postgresql-s3 variant,
     else a fresh one for this test."""
     if app.config["STORAGE_BACKEND"] == "s3":
         yield app.config["S3_BUCKET"]
         return
-    bucket = f"hoard-gc-{secrets.token_hex(6)}"
-    s3_client.create_bucket(Bucket=bucket)
+    bucket = make_bucket()
     for name, value in {
         "STORAGE_BACKEND": "s3",
         "S3_BUCKET": bucket,
@@ -581,12 +581,6 @@ def s3_bucket(app, s3_client, moto_server, monkeypatch):
     app.extensions["hoard_storage"] = None
     yield bucket
     app.extensions["hoard_storage"] = None
-    for upload_ in s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-        s3_client.abort_multipart_upload(Bucket=bucket, Key=upload_["Key"], UploadId=upload_["UploadId"])
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3_client.delete_object(Bucket=bucket, Key=obj["Key"])
-    s3_client.delete_bucket(Bucket=bucket)
 
 
 def test_s3_abandoned_multipart_uploads_are_aborted(s3_bucket, s3_client):

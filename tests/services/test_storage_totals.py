@@ -12,10 +12,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, func, select
 
-from app import clock
 from app.extensions import db
 from app.models import Blob, CacheEntry, Tenant
 from app.services import gc, tenants, usage
+from tests import clock
 from tests.factories import bearer, make_tenant
 from tests.live_server import HoardServer
 from tests.services.test_gc import cache_put

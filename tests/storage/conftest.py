@@ -16,17 +16,9 @@ PART_SIZE = 5 * 1024 * 1024
 
 
 @pytest.fixture
-def bucket(s3_client):
+def bucket(make_bucket):
     """A fresh bucket per test, emptied and removed afterwards."""
-    name = f"hoard-test-{secrets.token_hex(6)}"
-    s3_client.create_bucket(Bucket=name)
-    yield name
-    for upload in s3_client.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        s3_client.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for obj in page.get("Contents", []):
-            s3_client.delete_object(Bucket=name, Key=obj["Key"])
-    s3_client.delete_bucket(Bucket=name)
+    return make_bucket()
 
 
 class LocalProbe:

@@ -1,4 +1,5 @@
-"""Counts each authenticated request toward the tenant's monthly figure."""
+"""Counts each authenticated request toward the tenant's monthly figure
+(services/usage.py keeps the counts, per app, and flushes them)."""
 
 from flask import Flask, Response
 
@@ -15,4 +16,5 @@ def _count_request(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    usage.init_app(app)
     app.after_request(_count_request)

@@ -1,0 +1,13 @@
+"""Unpadded base64url: URL tokens and list cursors travel in paths and query
+strings as they are (the SDK sends the sessions cursor unencoded)."""
+
+import base64
+
+
+def encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def decode(text: str) -> bytes:
+    """ValueError (binascii.Error) for text that is not base64url."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

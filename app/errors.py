@@ -13,6 +13,7 @@ import re
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .access_log import redact
 from .extensions import db
 from .storage.base import BodyTooLarge, IncompleteBody
 
@@ -238,6 +239,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # Redacted: a signed URL's path is its own credential.
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         db.session.rollback()
         return error_response(InternalError())

@@ -41,9 +41,9 @@ from config import Config
 
 from .errors import unparsed_request_error
 
-# Heads longer than this go to a thread unfinished, where gunicorn's parser
-# enforces its own limits; real ones are a few hundred bytes, and the cap
-# bounds what a connection that has no thread yet can make the worker hold.
+# Real request heads are a few hundred bytes. A longer one is refused (431)
+# before it gets a thread: handed on unfinished, its thread would wait on the
+# rest with no header deadline, and a trickle of them could hold every thread.
 MAX_BUFFERED_HEAD = 64 * 1024
 # After an early response the worker stops sending, then reads and discards
 # what the client still sends for this long before closing. Closing at once
@@ -114,7 +114,7 @@ class HoardConn(TConn):
 
 
 def _head_complete(head: bytearray) -> bool:
-    return b"\r\n\r\n" in head or len(head) >= MAX_BUFFERED_HEAD
+    return b"\r\n\r\n" in head
 
 
 class JsonErrorWorker(ThreadWorker):
@@ -207,6 +207,18 @@ class JsonErrorWorker(ThreadWorker):
         if _head_complete(conn.head):
             self._unregister(conn)
             self._dispatch(conn)
+        elif len(conn.head) >= MAX_BUFFERED_HEAD:
+            self._refuse_head(conn)
+
+    def _refuse_head(self, conn: HoardConn) -> None:
+        with contextlib.suppress(OSError):
+            write_json_error(
+                conn.sock,
+                431,
+                "Request Header Fields Too Large",
+                f"the request head passed {MAX_BUFFERED_HEAD} bytes",
+            )
+        self._drop(conn)
 
     def _take_from_keepalive(self, conn: HoardConn) -> bool:
         """Whether the connection was idle in keep-alive (and no longer is)."""
@@ -327,6 +339,9 @@ class JsonErrorWorker(ThreadWorker):
         unreader.buf = io.BytesIO()
         if _head_complete(conn.head):
             self._dispatch(conn)
+            return
+        if len(conn.head) >= MAX_BUFFERED_HEAD:
+            self._refuse_head(conn)
             return
         conn.sock.setblocking(False)
         if conn.head:

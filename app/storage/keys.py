@@ -5,13 +5,14 @@ import hashlib
 import re
 import secrets
 
-_SAFE_PART = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_SAFE_PART = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 def is_safe_part(value: str) -> bool:
     """Whether `value` may stand as one part of a key (a tenant id, a cache
     hash): 1-128 of A-Z, a-z, 0-9, '_', '.', '-', and never '.' or '..'."""
-    return bool(_SAFE_PART.match(value)) and value not in (".", "..")
+    # fullmatch: `$` would also match before a trailing newline.
+    return bool(_SAFE_PART.fullmatch(value)) and value not in (".", "..")
 
 
 def _part(value: str) -> str:

@@ -273,6 +273,14 @@ def test_reads_refresh_last_read_at_at_most_once_per_interval(client, auth, tena
 # ---------------------------------------------------------------- hashes
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_hash_ending_in_a_newline_is_malformed(client, auth, method):
+    # A regex `$` matches before a trailing newline; the rule must not.
+    assert_error(client.open(f"/v8/artifacts/{HASH}%0A", method=method, headers=auth), 400, "invalid_request")
+    answer = query(client, auth, {"hashes": [HASH + "\n"]})
+    assert answer.get_json()[HASH + "\n"] == {"error": {"message": "invalid hash"}}
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -515,6 +515,28 @@ def test_storage_quota(app, client, auth, tenant):
     assert count_rows(Artifact) == 2
 
 
+def test_presigned_reservations_that_together_pass_the_quota_are_refused_at_complete(
+    app, client, auth, tenant
+):
+    """Each reservation fits the room left when it is made; the bytes count
+    only at /complete, which refuses the one that no longer fits."""
+    tenants.update_tenant(tenant, storage_quota_bytes=100)
+    tickets = [reserve(client, auth, size=60).get_json() for _ in range(2)]
+    for index, ticket in enumerate(tickets):
+        assert put_bytes(client, ticket, bytes([65 + index]) * 60).status_code == 200
+
+    first, second = (client.post(f"/v1/artifacts/{t['artifact_id']}/complete", headers=auth) for t in tickets)
+
+    assert first.status_code == 200
+    assert_error(second, 403, "quota_exceeded")
+    assert (
+        client.get(f"/v1/artifacts/{tickets[1]['artifact_id']}", headers=auth).get_json()["status"]
+        == "pending"
+    )
+    assert client.get("/v1/whoami", headers=auth).get_json()["usage_storage_bytes"] == 60
+    assert count_rows(Blob) == 1
+
+
 def test_identical_bytes_cost_no_quota(app, client, auth, tenant):
     tenants.update_tenant(tenant, storage_quota_bytes=100)
     create(client, auth, b"a" * 100)

@@ -233,6 +233,20 @@ def test_an_early_401_closes_the_connection_without_waiting_for_the_body(hoard):
     assert b"Connection: close" in answer
 
 
+def test_a_head_too_long_to_be_a_clients_is_refused_before_it_gets_a_thread(hoard):
+    """A head past 64 KiB, still unfinished, would leave the header deadline
+    behind once a thread took it: it is answered 431 and closed instead."""
+    server, _ = hoard
+    sock = _connect(server, "127.0.0.7")
+    filler = b"".join(b"x-filler-%03d: %s\r\n" % (i, b"y" * 7500) for i in range(9))
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: hoard\r\n" + filler)  # no blank line: unfinished
+    answer = _read_until_closed([sock], timeout=HANG)[sock]
+    sock.close()
+    assert _status(answer) == 431
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["status"] == 431
+
+
 def test_no_response_names_the_server(hoard):
     server, tenant = hoard
     health = requests.get(f"{server.url}/health", timeout=HANG)

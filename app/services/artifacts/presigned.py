@@ -177,6 +177,10 @@ def complete_upload(tenant: Tenant, artifact_id: str) -> Artifact:
     with uploads.claiming(lease, stalled="completing took too long and was taken for dead; retry it"):
         db.session.flush()  # the first write, before uploads.attach_blob
         blob, shared = uploads.attach_blob(tenant, stored)
+        if not shared:
+            # Reservations only check the room left when made: several may
+            # each fit it. The new blob is counted by now.
+            uploads.check_quota(tenant, 0)
         artifact.blob_id = blob.id
         leases.claim(lease)
         db.session.commit()

@@ -50,6 +50,19 @@ def test_the_zero_config_default_enforces_the_documented_limit_across_its_proces
     assert statuses == [401] * 10 + [429] * 5
 
 
+def test_the_zero_config_commands_make_their_own_data_directory(tmp_path):
+    """`make run` on a fresh clone: `flask db upgrade` (and gunicorn) start
+    before any var/ exists; the entry point makes it."""
+    var_dir = tmp_path / "fresh" / "var"
+    env = {**HoardServer(var_dir=var_dir).env}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [str(BIN / "flask"), "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (var_dir / "hoard.db").is_file()
+
+
 def test_two_default_servers_fit_one_postgresql():
     """Each worker pools one connection per thread plus one; two servers of a
     2-core machine's default 5 workers (the README's figures) stay inside

@@ -7,7 +7,8 @@ with the functions the Flask routes use — the bearer rule (auth), the limiter
 download helpers (responses) and the request counter (usage) — but without a
 request context, URL routing or hooks, and with the key, its team and the
 entry read in one prebuilt statement on a pooled connection. Flask's URL map
-has no GET or HEAD for an artifact: every such request is answered here.
+keeps the GET/HEAD rule (for a 405's Allow and url_for); its view calls the
+same answer(), so a request answers alike whichever reaches it.
 """
 
 import logging

@@ -97,7 +97,10 @@ def test_periods_cover_whole_hours_and_days(app, client, runner, auth, tenant):
     assert (month.bucket, len(month.series)) == ("day", 30)
     assert (month.start.hour, month.start.minute) == (0, 0)
     assert month.series[-1].remote_hits == 1
-    assert (len(insight.overview(tenant, "7d").series), len(insight.overview(tenant, "90d").series)) == (168, 90)
+    assert (len(insight.overview(tenant, "7d").series), len(insight.overview(tenant, "90d").series)) == (
+        168,
+        90,
+    )
 
     clock.advance(timedelta(days=2))
     assert insight.overview(tenant, "24h").totals.remote_hits == 0

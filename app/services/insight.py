@@ -85,14 +85,14 @@ def overview(tenant: Tenant, period: str) -> Overview:
             UsageHour.tenant_id == tenant.id, UsageHour.hour >= start
         )
     ).all()
-    sums = [dict.fromkeys(COUNTED, 0) for _ in range(points)]
-    for row in rows:
-        index = int((row.hour - start) // timedelta(hours=hours))
+    step = timedelta(hours=hours)
+    sums = [[0] * len(COUNTED) for _ in range(points)]
+    for hour, *counts in rows:
+        index = (hour - start) // step
         if 0 <= index < points:
-            for name in COUNTED:
-                sums[index][name] += int(getattr(row, name))
-    series = [Totals(start=start + timedelta(hours=hours * i), **point) for i, point in enumerate(sums)]
-    totals = Totals(start=start, **{name: sum(point[name] for point in sums) for name in COUNTED})
+            sums[index] = [total + int(count) for total, count in zip(sums[index], counts, strict=True)]
+    series = [Totals(start + step * i, *point) for i, point in enumerate(sums)]
+    totals = Totals(start, *(sum(column) for column in zip(*sums, strict=True)))
     return Overview(
         period=period,
         start=start,

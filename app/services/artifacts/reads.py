@@ -1,5 +1,5 @@
-"""Reading artifacts: by id within a tenant, through a signed download URL,
-and as a page of a listing."""
+"""Reading artifacts: by id within a tenant, through a signed download URL
+(one, or a batch of them), and as a page of a listing."""
 
 import re
 from dataclasses import dataclass

@@ -114,7 +114,10 @@ def test_each_entry_is_what_download_url_answers_for_its_id(client, auth, other)
     assert got[2]["error"] == got[1]["error"]
 
 
-@pytest.mark.parametrize("artifact_id", ["", " ", "art_short", "art_0000000000000000\n", "../etc", "é" * 300])
+@pytest.mark.parametrize(
+    "artifact_id",
+    ["", " ", "art_short", "art_0000000000000000\n", "../etc", "é" * 300, "art_000000000000000\x00"],
+)
 def test_an_id_no_artifact_could_have_is_artifact_not_found(client, auth, artifact_id):
     live = create(client, auth)["artifact_id"]
     got = entries(client, auth, [artifact_id, live])

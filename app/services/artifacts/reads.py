@@ -15,6 +15,7 @@ from ...errors import (
     ArtifactAlreadyDeleted,
     ArtifactExpired,
     ArtifactNotFound,
+    InvalidRequest,
     InvalidSignature,
     UploadNotFound,
     UrlExpired,
@@ -97,7 +98,8 @@ class BatchEntry:
 def download_urls(tenant: Tenant, artifact_ids: list[str], *, base_url: str) -> list[BatchEntry]:
     """download_url for each of up to MAX_BATCH_IDS distinct ids, in the order
     asked, with one SELECT for the whole batch. Each id gets the ticket or the
-    error download_url would give it alone: one bad id never fails the rest."""
+    error download_url would give it alone, except that a pending artifact is
+    invalid_request (artifacts-v1.md): one bad id never fails the rest."""
     wanted = [artifact_id for artifact_id in artifact_ids if is_artifact_id(artifact_id)]
     found: dict[str, Artifact] = {}
     if wanted:
@@ -111,6 +113,10 @@ def download_urls(tenant: Tenant, artifact_ids: list[str], *, base_url: str) -> 
                 raise ArtifactNotFound()
             ticket = _download_ticket(tenant, ensure_downloadable(artifact), base_url)
             entries.append(BatchEntry(artifact_id, ticket=ticket))
+        except UploadNotFound:
+            # The batch contract names this one code apart from download-url's.
+            pending = InvalidRequest("the artifact is pending: its upload has not been completed")
+            entries.append(BatchEntry(artifact_id, error=pending))
         except ApiError as error:
             entries.append(BatchEntry(artifact_id, error=error))
     return entries

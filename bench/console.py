@@ -46,10 +46,10 @@ FROM generate_series(1, %(rows)s) AS k
 """
 # The rollups of exactly those events, grouped by hour as the event route adds them.
 SEED_HOURS = """
-INSERT INTO usage_hours (tenant_id, hour, remote_hits, remote_misses, local_hits, local_misses,
+INSERT INTO usage_hours (tenant_id, hour, tool, remote_hits, remote_misses, local_hits, local_misses,
                          remote_saved_ms, local_saved_ms, ci_events, interactive_events, other_events,
                          lookups_hit, lookups_miss, uploads, bytes_uploaded, bytes_served)
-SELECT tenant_id, date_trunc('hour', created_at),
+SELECT tenant_id, date_trunc('hour', created_at), 'turbo',
        count(*) FILTER (WHERE source = 'REMOTE' AND event = 'HIT'),
        count(*) FILTER (WHERE source = 'REMOTE' AND event = 'MISS'),
        count(*) FILTER (WHERE source = 'LOCAL' AND event = 'HIT'),

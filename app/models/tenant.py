@@ -55,15 +55,17 @@ class UsageMonth(db.Model):
 
 
 class UsageHour(db.Model):
-    """Per tenant per hour (UTC): what the console's overview and `flask
-    tenants stats` add up, so a period of any length reads at most one row
-    per hour. Filled as traffic arrives: turbo's events in the transaction
-    that stores them, /v8 requests with the batched usage counters."""
+    """Per tenant per hour (UTC) per build tool: what the console's overview
+    and `flask tenants stats` add up, so a period of any length reads at most
+    one row per hour and tool. Filled as traffic arrives: turbo's events in
+    the transaction that stores them, cache requests with the batched usage
+    counters."""
 
     __tablename__ = "usage_hours"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     hour: Mapped[datetime] = mapped_column(primary_key=True)
+    tool: Mapped[str] = mapped_column(String(16), primary_key=True)  # "turbo" for /v8
     # turbo's reported events; saved_ms sums each hit's duration (Vercel's "time saved")
     remote_hits: Mapped[int] = mapped_column(BigInteger, default=0)
     remote_misses: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -75,7 +77,7 @@ class UsageHour(db.Model):
     ci_events: Mapped[int] = mapped_column(BigInteger, default=0)
     interactive_events: Mapped[int] = mapped_column(BigInteger, default=0)
     other_events: Mapped[int] = mapped_column(BigInteger, default=0)
-    # /v8 requests served
+    # cache requests served
     lookups_hit: Mapped[int] = mapped_column(BigInteger, default=0)
     lookups_miss: Mapped[int] = mapped_column(BigInteger, default=0)
     uploads: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -82,7 +82,7 @@ def overview(tenant: Tenant, period: str) -> Overview:
     usage.flush_counts()  # this process's pending counts belong in the figures
     rows = db.session.execute(
         select(UsageHour.hour, *(getattr(UsageHour, name) for name in COUNTED)).where(
-            UsageHour.tenant_id == tenant.id, UsageHour.hour >= start
+            UsageHour.tenant_id == tenant.id, UsageHour.tool == usage.TURBO, UsageHour.hour >= start
         )
     ).all()
     step = timedelta(hours=hours)

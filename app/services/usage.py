@@ -78,17 +78,22 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+# The build tool of the /v8 API; the other tools' names are theirs.
+TURBO = "turbo"
+Slot = tuple[str, datetime, str]  # tenant id, hour, tool
+
+
 class PendingCounts:
     """One app's counts not yet written, and when they were last flushed:
-    counters per (tenant, hour), and GETs per (tenant, cache entry hash)."""
+    counters per (tenant, hour, tool), and GETs per (tenant, entry hash)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.by_slot: dict[tuple[str, datetime], Counter] = {}
+        self.by_slot: dict[Slot, Counter] = {}
         self.reads: Counter = Counter()
         self.last_flush = time.monotonic()
 
-    def add(self, slot: tuple[str, datetime], amounts: dict[str, int]) -> None:
+    def add(self, slot: Slot, amounts: dict[str, int]) -> None:
         with self.lock:
             self.by_slot.setdefault(slot, Counter()).update(amounts)
 
@@ -96,13 +101,13 @@ class PendingCounts:
         with self.lock:
             self.reads[(tenant_id, entry_hash)] += 1
 
-    def put_back(self, batch: dict[tuple[str, datetime], Counter], reads: Counter) -> None:
+    def put_back(self, batch: dict[Slot, Counter], reads: Counter) -> None:
         for slot, amounts in batch.items():
             self.add(slot, amounts)
         with self.lock:
             self.reads.update(reads)
 
-    def take(self) -> tuple[dict[tuple[str, datetime], Counter], Counter]:
+    def take(self) -> tuple[dict[Slot, Counter], Counter]:
         with self.lock:
             batch, self.by_slot = self.by_slot, {}
             reads, self.reads = self.reads, Counter()
@@ -125,9 +130,10 @@ def pending_counts(app: Flask | None = None) -> PendingCounts:
     return (app or current_app).extensions[EXTENSION]
 
 
-def count(tenant_id: str, **amounts: int) -> None:
-    """Add to this hour's counters (names from COUNTERS and HOURLY), batched per app."""
-    pending_counts().add((tenant_id, hour_of(now())), amounts)
+def count(tenant_id: str, *, tool: str = TURBO, **amounts: int) -> None:
+    """Add to this hour's counters (names from COUNTERS and HOURLY), batched
+    per app: the month's are the tenant's, across tools; the hour's the tool's."""
+    pending_counts().add((tenant_id, hour_of(now()), tool), amounts)
 
 
 def count_read(tenant_id: str, entry_hash: str) -> None:
@@ -225,11 +231,13 @@ def _add(connection, tenant_id: str, month: str, amounts: dict[str, int]) -> Non
         connection.execute(increment)
 
 
-def add_hour(connection, tenant_id: str, hour: datetime, amounts: dict[str, int]) -> None:
-    """Add to a tenant's UsageHour row, creating it (all other counters 0)."""
+def add_hour(
+    connection, tenant_id: str, hour: datetime, amounts: dict[str, int], *, tool: str = TURBO
+) -> None:
+    """Add to a tenant's UsageHour row for the tool, creating it (all other counters 0)."""
     increment = (
         update(UsageHour)
-        .where(UsageHour.tenant_id == tenant_id, UsageHour.hour == hour)
+        .where(UsageHour.tenant_id == tenant_id, UsageHour.hour == hour, UsageHour.tool == tool)
         .values({name: getattr(UsageHour, name) + amount for name, amount in amounts.items()})
     )
     if connection.execute(increment).rowcount:
@@ -237,14 +245,16 @@ def add_hour(connection, tenant_id: str, hour: datetime, amounts: dict[str, int]
     zeros = dict.fromkeys(HOUR_COUNTERS, 0)
     try:
         with connection.begin_nested():
-            connection.execute(insert(UsageHour).values(tenant_id=tenant_id, hour=hour, **(zeros | amounts)))
+            connection.execute(
+                insert(UsageHour).values(tenant_id=tenant_id, hour=hour, tool=tool, **(zeros | amounts))
+            )
     except IntegrityError:
         # Another process created this hour's row first.
         connection.execute(increment)
 
 
 HOUR_COUNTERS = tuple(
-    column.key for column in UsageHour.__table__.columns if column.key not in ("tenant_id", "hour")
+    column.key for column in UsageHour.__table__.columns if column.key not in ("tenant_id", "hour", "tool")
 )
 
 

@@ -26,9 +26,10 @@ def upgrade():
     op.create_table('usage_hours',
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('hour', sa.DateTime(), nullable=False),
+    sa.Column('tool', sa.String(length=16), nullable=False),
     *[sa.Column(name, sa.BigInteger(), nullable=False) for name in COUNTERS],
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_usage_hours_tenant_id_tenants'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('tenant_id', 'hour', name=op.f('pk_usage_hours'))
+    sa.PrimaryKeyConstraint('tenant_id', 'hour', 'tool', name=op.f('pk_usage_hours'))
     )
     # ADD COLUMN, not a batch rebuild: SQLite keeps cache_entries' triggers.
     op.add_column('cache_entries', sa.Column('read_count', sa.BigInteger(), server_default='0', nullable=False))

@@ -188,15 +188,19 @@ def flush_counts() -> None:
         return
     try:
         with db.engine.begin() as connection:
-            for (tenant_id, hour), amounts in sorted(batch.items()):
-                monthly = {name: amounts[name] for name in COUNTERS if amounts.get(name)}
-                if monthly:
-                    _add(connection, tenant_id, hour.strftime("%Y-%m"), monthly)
+            months: dict[tuple[str, str], Counter] = {}
+            for (tenant_id, hour, tool), amounts in sorted(batch.items()):
+                months.setdefault((tenant_id, hour.strftime("%Y-%m")), Counter()).update(
+                    {name: amounts[name] for name in COUNTERS if amounts.get(name)}
+                )
                 hourly = {
                     HOURLY[name]: amount for name, amount in amounts.items() if name in HOURLY and amount
                 }
                 if hourly:
-                    add_hour(connection, tenant_id, hour, hourly)
+                    add_hour(connection, tenant_id, hour, hourly, tool=tool)
+            for (tenant_id, month), amounts in sorted(months.items()):
+                if amounts:
+                    _add(connection, tenant_id, month, amounts)
             if reads:
                 # In key order, so concurrent flushes lock rows in one order.
                 connection.execute(

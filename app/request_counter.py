@@ -11,6 +11,7 @@ def _count_request(response: Response) -> Response:
     principal = current_principal()
     if principal is not None:
         usage.count_request(principal.tenant_id)
+        usage.key_used(principal.key_digest)
     usage.flush_if_due()
     return response
 

@@ -4,6 +4,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 
 from flask import Flask, current_app
 from sqlalchemy import bindparam, insert, select, update
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
 from ..extensions import db
-from ..models import Tenant, UsageMonth
+from ..models import ApiKey, Tenant, UsageMonth
 from .plans import plan_for
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ COUNTERS = ("requests", "cache_hits", "cache_misses", "cache_bytes_served", "cac
 EXTENSION = "hoard_usage"
 
 
+# A key's last use is shown in the console to the minute: each process
+# writes it at most once per KEY_USE_SECONDS per key, with the counts.
+KEY_USE_SECONDS = 60.0
+
+
 class PendingCounts:
     """One app's counts not yet written, and when they were last flushed."""
 
@@ -71,6 +77,23 @@ class PendingCounts:
         self.lock = threading.Lock()
         self.by_slot: dict[tuple[str, str], Counter] = {}
         self.last_flush = time.monotonic()
+        # Key digest -> when this process last took its use (monotonic), and
+        # the uses taken but not yet written (digest -> wall-clock time).
+        self.key_noted: dict[str, float] = {}
+        self.key_uses: dict[str, datetime] = {}
+
+    def note_key(self, digest: str) -> None:
+        moment = time.monotonic()
+        with self.lock:
+            if moment - self.key_noted.get(digest, -KEY_USE_SECONDS) < KEY_USE_SECONDS:
+                return
+            self.key_noted[digest] = moment
+            self.key_uses[digest] = now()
+
+    def take_key_uses(self) -> dict[str, datetime]:
+        with self.lock:
+            uses, self.key_uses = self.key_uses, {}
+        return uses
 
     def add(self, slot: tuple[str, str], amounts: dict[str, int]) -> None:
         with self.lock:
@@ -143,6 +166,23 @@ def count_request(tenant_id: str) -> None:
     count(tenant_id, requests=1)
 
 
+def key_used(digest: str) -> None:
+    """Note that the key with this digest answered a request; written with
+    the next flush, at most once per KEY_USE_SECONDS per key and process."""
+    pending_counts().note_key(digest)
+
+
+# Never moves last_used_at backwards (another process may have written later).
+_KEY_USED = (
+    update(ApiKey)
+    .where(
+        ApiKey.digest == bindparam("b_digest"),
+        (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < bindparam("b_at")),
+    )
+    .values(last_used_at=bindparam("b_at"))
+)
+
+
 def flush_counts() -> None:
     """Write the app's pending counts to the database, in a transaction
     of their own: never the session of the request being answered, whose
@@ -150,12 +190,15 @@ def flush_counts() -> None:
     for the next flush."""
     pending = pending_counts()
     batch = pending.take()
-    if not batch:
+    key_uses = pending.take_key_uses()
+    if not batch and not key_uses:
         return
     try:
         with db.engine.begin() as connection:
             for (tenant_id, month), amounts in batch.items():
                 _add(connection, tenant_id, month, amounts)
+            if key_uses:
+                connection.execute(_KEY_USED, [{"b_digest": d, "b_at": at} for d, at in key_uses.items()])
     except BaseException:
         pending.put_back(batch)
         raise

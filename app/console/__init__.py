@@ -11,6 +11,5 @@ def init_app(app: Flask) -> None:
     """Load console sessions ahead of the rate limiter (call before
     ratelimit.init_app), and register the pages."""
     session.init_app(app)
-    session.init_blueprint(bp)
     filters.init_app(app)
     app.register_blueprint(bp)

@@ -93,7 +93,7 @@ def sign_out() -> None:
     _start({})
 
 
-def _save(response: Response) -> Response:
+def save_cookie(response: Response) -> Response:
     if g.get("console_cookie_changed"):
         lifetime = current_app.config["CONSOLE_SESSION_SECONDS"]
         payload = {name: value for name, value in g.console_session.items() if name != "exp"}
@@ -112,8 +112,3 @@ def _save(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     # Before ratelimit's hook, which charges the caller this sets.
     app.before_request(_load_session)
-
-
-def init_blueprint(bp) -> None:
-    bp.before_request(check_csrf)
-    bp.after_request(_save)

@@ -26,6 +26,8 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/console/static",
 )
+bp.before_request(console_session.check_csrf)
+bp.after_request(console_session.save_cookie)
 
 
 def signed_in(view: Callable) -> Callable:

@@ -12,8 +12,8 @@ from . import clock
 from .api import serializers
 from .errors import ApiError
 from .extensions import db
-from .services import cache as cache_service
 from .services import gc as gc_service
+from .services import insight
 from .services import tenants as tenant_service
 from .services.plans import PLANS
 
@@ -94,10 +94,12 @@ def update_tenant(slug: str, **settings):
 
 @tenants_cli.command("stats")
 @click.argument("slug")
-def tenant_stats(slug: str):
-    """Build-cache hit rate, bytes moved and time saved (JSON)."""
+@click.option("--period", type=click.Choice(list(insight.PERIODS)), default="30d", show_default=True)
+def tenant_stats(slug: str, period: str):
+    """Build-cache hit rates, time saved and bytes moved over a period (JSON),
+    the figures of the console's overview for the same period."""
     tenant = _tenant(slug)
-    click.echo(json.dumps(serializers.cache_stats(cache_service.stats(tenant)), indent=2))
+    click.echo(json.dumps(serializers.cache_stats(insight.overview(tenant, period)), indent=2))
 
 
 @keys_cli.command("create")

@@ -1,7 +1,6 @@
 """Models and service results → the JSON the contracts specify. Every field,
 always; the only place a response body is shaped (errors: app/errors.py)."""
 
-import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -10,9 +9,10 @@ from .. import b64url
 from ..models import Artifact, Link, Session
 from ..services.artifacts.presigned import UploadReceipt, UploadTicket
 from ..services.artifacts.reads import DownloadTicket
-from ..services.cache import CacheStats, QueryAnswer
+from ..services.cache import QueryAnswer
 from ..services.cursors import Page, Position
 from ..services.health import HealthReport
+from ..services.insight import Overview
 from ..services.whoami import Account
 
 
@@ -170,5 +170,36 @@ def cache_upload(base_url: str, artifact_hash: str) -> dict:
     return {"urls": [f"{base_url}/v8/artifacts/{artifact_hash}"]}
 
 
-def cache_stats(stats: CacheStats) -> dict:
-    return dataclasses.asdict(stats)  # the fields are the report's, in order
+def cache_stats(overview: Overview) -> dict:
+    """`flask tenants stats`: the console overview's figures, with the period they cover."""
+    totals = overview.totals
+    return {
+        "period": overview.period,
+        "start": timestamp(overview.start),
+        "end": timestamp(overview.end),
+        "reported_events": {
+            "remote_hits": totals.remote_hits,
+            "remote_misses": totals.remote_misses,
+            "local_hits": totals.local_hits,
+            "local_misses": totals.local_misses,
+            "ci": totals.ci_events,
+            "interactive": totals.interactive_events,
+            "other": totals.other_events,
+        },
+        "remote_hit_rate": overview.remote_hit_rate,
+        "local_hit_rate": overview.local_hit_rate,
+        "time_saved_ms": {
+            "remote": totals.remote_saved_ms,
+            "local": totals.local_saved_ms,
+            "total": totals.remote_saved_ms + totals.local_saved_ms,
+        },
+        "requests": {"hits": totals.lookups_hit, "misses": totals.lookups_miss, "uploads": totals.uploads},
+        "bytes_served": totals.bytes_served,
+        "bytes_uploaded": totals.bytes_uploaded,
+        "cache_entries": overview.cache_entries,
+        "cache_bytes": overview.cache_bytes,
+        "cache_max_bytes": overview.cache_max_bytes,
+        "artifacts_stored": overview.artifacts_stored,
+        "storage_bytes": overview.storage_bytes,
+        "storage_limit_bytes": overview.storage_limit,
+    }

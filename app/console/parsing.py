@@ -9,9 +9,9 @@ from werkzeug.datastructures import MultiDict
 
 from ..api import parsing
 from ..errors import InvalidRequest
+from ..services.insight import PERIODS
 from ..services.tenants import CACHE_STATUSES
 
-PERIODS = ("24h", "7d", "30d", "90d")
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1}
 for _power, _letter in enumerate("kmgt", start=1):
@@ -22,7 +22,7 @@ MAX_LINK_DAYS = 365
 
 
 def period(args) -> str:
-    value = args.get("range") or PERIODS[0]
+    value = args.get("range") or next(iter(PERIODS))
     if value not in PERIODS:
         raise InvalidRequest(f"range must be one of {', '.join(PERIODS)}")
     return value

@@ -13,7 +13,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from ..api import parsing as api_parsing
 from ..api import responses
 from ..errors import Forbidden
-from ..services import links, sessions, signin, tenants
+from ..services import insight, links, sessions, signin, tenants
 from ..services.artifacts import lifecycle, reads
 from . import charts, parsing
 from . import session as console_session
@@ -84,8 +84,6 @@ def sign_out():
 @bp.get("/console/")
 @signed_in
 def overview(user):
-    from ..services import insight  # noqa: PLC0415 - the data layer lands on main separately
-
     summary = insight.overview(user.tenant, parsing.period(request.args))
     return render_template("console/overview.html", o=summary, charts=charts.overview_charts(summary))
 
@@ -93,8 +91,6 @@ def overview(user):
 @bp.get("/console/cache")
 @signed_in
 def build_cache(user):
-    from ..services import insight  # noqa: PLC0415
-
     tenant = user.tenant
     return render_template(
         "console/cache.html",

@@ -5,7 +5,7 @@ from .cache import CacheEntry, CacheEvent
 from .lease import UploadLease
 from .link import Link
 from .session import Session
-from .tenant import ApiKey, Tenant, UsageMonth
+from .tenant import ApiKey, Tenant, UsageHour, UsageMonth
 
 __all__ = [
     "ApiKey",
@@ -19,5 +19,6 @@ __all__ = [
     "Session",
     "Tenant",
     "UploadLease",
+    "UsageHour",
     "UsageMonth",
 ]

@@ -15,7 +15,12 @@ class CacheEntry(db.Model):
     """
 
     __tablename__ = "cache_entries"
-    __table_args__ = (Index("ix_cache_entries_tenant_last_read", "tenant_id", "last_read_at"),)
+    __table_args__ = (
+        Index("ix_cache_entries_tenant_last_read", "tenant_id", "last_read_at"),
+        # the console's largest and most-read entries
+        Index("ix_cache_entries_tenant_size", "tenant_id", "size_bytes"),
+        Index("ix_cache_entries_tenant_reads", "tenant_id", "read_count"),
+    )
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     hash: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -29,6 +34,8 @@ class CacheEntry(db.Model):
     client_interactive: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(default=now)
     last_read_at: Mapped[datetime] = mapped_column(default=now)
+    # GETs served, added in batches by the usage counters (services/usage.py)
+    read_count: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
 
 
 class CacheEvent(db.Model):

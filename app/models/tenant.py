@@ -61,3 +61,32 @@ class UsageMonth(db.Model):
     cache_misses: Mapped[int] = mapped_column(BigInteger, default=0)
     cache_bytes_served: Mapped[int] = mapped_column(BigInteger, default=0)
     cache_bytes_uploaded: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsageHour(db.Model):
+    """Per tenant per hour (UTC): what the console's overview and `flask
+    tenants stats` add up, so a period of any length reads at most one row
+    per hour. Filled as traffic arrives: turbo's events in the transaction
+    that stores them, /v8 requests with the batched usage counters."""
+
+    __tablename__ = "usage_hours"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    # turbo's reported events; saved_ms sums each hit's duration (Vercel's "time saved")
+    remote_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    remote_misses: Mapped[int] = mapped_column(BigInteger, default=0)
+    local_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    local_misses: Mapped[int] = mapped_column(BigInteger, default=0)
+    remote_saved_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    local_saved_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # events by the origin turbo declared (x-artifact-client-ci / -interactive)
+    ci_events: Mapped[int] = mapped_column(BigInteger, default=0)
+    interactive_events: Mapped[int] = mapped_column(BigInteger, default=0)
+    other_events: Mapped[int] = mapped_column(BigInteger, default=0)
+    # /v8 requests served
+    lookups_hit: Mapped[int] = mapped_column(BigInteger, default=0)
+    lookups_miss: Mapped[int] = mapped_column(BigInteger, default=0)
+    uploads: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_uploaded: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_served: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -4,12 +4,13 @@ What turbo calls an artifact is here a cache entry (CacheEntry), named by its
 hash; "artifact" elsewhere in Hoard means a /v1 artifact (services/artifacts/).
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
@@ -185,7 +186,7 @@ def put_entry(
         raise
     if replaced_key is not None:
         store.delete(replaced_key)
-    usage.count(tenant_id, cache_bytes_uploaded=stored.size)
+    usage.count(tenant_id, cache_uploads=1, cache_bytes_uploaded=stored.size)
 
 
 def _point_entry_at(
@@ -310,6 +311,7 @@ def open_read(
             continue
         if with_body:
             usage.count(tenant_id, cache_hits=1, cache_bytes_served=entry.size_bytes)
+            usage.count_read(tenant_id, artifact_hash)
         return CacheDownload(entry=entry, download=download)
     raise NotFound("Artifact not found.")
 
@@ -367,8 +369,9 @@ class EventInput:
 def record_events(
     tenant: Tenant, events: list[EventInput], *, client_ci: str | None, client_interactive: bool | None
 ) -> int:
-    """Store a checked batch of events."""
+    """Store a checked batch of events, and add them to the tenant's hour."""
     if events:
+        received = now()
         # One multi-row INSERT, without the unit of work: turbo sends a batch
         # at the end of every run and waits for the answer before it exits.
         db.session.execute(
@@ -383,49 +386,30 @@ def record_events(
                     "duration_ms": item.duration_ms,
                     "client_ci": client_ci,
                     "client_interactive": client_interactive,
+                    "created_at": received,
                 }
                 for item in events
             ],
+        )
+        usage.add_hour(
+            db.session.connection(),
+            tenant.id,
+            usage.hour_of(received),
+            _event_counts(events, client_ci=client_ci, client_interactive=client_interactive),
         )
     db.session.commit()
     return len(events)
 
 
-@dataclass
-class CacheStats:
-    """This month's cache figures, and what turbo's reported events add up to."""
-
-    month: str
-    hits: int
-    misses: int
-    hit_rate: float | None  # None before anything was served
-    bytes_served: int
-    bytes_uploaded: int
-    reported_events: dict[str, int]
-    time_saved_ms: int
-
-
-def stats(tenant: Tenant) -> CacheStats:
-    month = usage.month_usage(tenant)
-    events = db.session.execute(
-        select(
-            CacheEvent.source,
-            CacheEvent.event,
-            func.count(CacheEvent.id),
-            func.coalesce(func.sum(CacheEvent.duration_ms), 0),
-        )
-        .where(CacheEvent.tenant_id == tenant.id)
-        .group_by(CacheEvent.source, CacheEvent.event)
-    ).all()
-    plural = {"HIT": "hits", "MISS": "misses"}
-    served = month["cache_hits"] + month["cache_misses"]
-    return CacheStats(
-        month=usage.current_month(),
-        hits=month["cache_hits"],
-        misses=month["cache_misses"],
-        hit_rate=round(month["cache_hits"] / served, 4) if served else None,
-        bytes_served=month["cache_bytes_served"],
-        bytes_uploaded=month["cache_bytes_uploaded"],
-        reported_events={f"{source.lower()}_{plural[event]}": count for source, event, count, _ in events},
-        time_saved_ms=sum(int(saved) for _, event, _, saved in events if event == "HIT"),
-    )
+def _event_counts(
+    events: list[EventInput], *, client_ci: str | None, client_interactive: bool | None
+) -> Counter:
+    counts: Counter = Counter()
+    for item in events:
+        source = item.source.lower()
+        counts[f"{source}_{'hits' if item.event == 'HIT' else 'misses'}"] += 1
+        if item.event == "HIT":
+            counts[f"{source}_saved_ms"] += item.duration_ms or 0
+    origin = "ci_events" if client_ci else "interactive_events" if client_interactive else "other_events"
+    counts[origin] = len(events)
+    return counts

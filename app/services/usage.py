@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
 from ..extensions import db
-from ..models import ApiKey, Tenant, UsageMonth
+from ..models import ApiKey, CacheEntry, Tenant, UsageHour, UsageMonth
 from .plans import plan_for
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,21 @@ def current_month() -> str:
 # on every request's hot path. Each process adds its own delta, so the sum
 # stays exact across processes; a crash loses at most that second's counts.
 FLUSH_SECONDS = 1.0
+# Counted per calendar month (whoami, plan limits) ...
 COUNTERS = ("requests", "cache_hits", "cache_misses", "cache_bytes_served", "cache_bytes_uploaded")
+# ... and per hour, under the console's names (UsageHour), for any period.
+HOURLY = {
+    "cache_hits": "lookups_hit",
+    "cache_misses": "lookups_miss",
+    "cache_uploads": "uploads",
+    "cache_bytes_served": "bytes_served",
+    "cache_bytes_uploaded": "bytes_uploaded",
+}
 EXTENSION = "hoard_usage"
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 # A key's last use is shown in the console to the minute: each process
@@ -71,11 +84,13 @@ KEY_USE_SECONDS = 60.0
 
 
 class PendingCounts:
-    """One app's counts not yet written, and when they were last flushed."""
+    """One app's counts not yet written, and when they were last flushed:
+    counters per (tenant, hour), and GETs per (tenant, cache entry hash)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.by_slot: dict[tuple[str, str], Counter] = {}
+        self.by_slot: dict[tuple[str, datetime], Counter] = {}
+        self.reads: Counter = Counter()
         self.last_flush = time.monotonic()
         # Key digest -> when this process last took its use (monotonic), and
         # the uses taken but not yet written (digest -> wall-clock time).
@@ -95,18 +110,25 @@ class PendingCounts:
             uses, self.key_uses = self.key_uses, {}
         return uses
 
-    def add(self, slot: tuple[str, str], amounts: dict[str, int]) -> None:
+    def add(self, slot: tuple[str, datetime], amounts: dict[str, int]) -> None:
         with self.lock:
             self.by_slot.setdefault(slot, Counter()).update(amounts)
 
-    def put_back(self, batch: dict[tuple[str, str], Counter]) -> None:
+    def add_read(self, tenant_id: str, entry_hash: str) -> None:
+        with self.lock:
+            self.reads[(tenant_id, entry_hash)] += 1
+
+    def put_back(self, batch: dict[tuple[str, datetime], Counter], reads: Counter) -> None:
         for slot, amounts in batch.items():
             self.add(slot, amounts)
+        with self.lock:
+            self.reads.update(reads)
 
-    def take(self) -> dict[tuple[str, str], Counter]:
+    def take(self) -> tuple[dict[tuple[str, datetime], Counter], Counter]:
         with self.lock:
             batch, self.by_slot = self.by_slot, {}
-        return batch
+            reads, self.reads = self.reads, Counter()
+        return batch, reads
 
     def due(self) -> bool:
         """Whether FLUSH_SECONDS have passed; if so, the flush is now this caller's."""
@@ -126,8 +148,13 @@ def pending_counts(app: Flask | None = None) -> PendingCounts:
 
 
 def count(tenant_id: str, **amounts: int) -> None:
-    """Add to this month's counters (names from COUNTERS), batched per app."""
-    pending_counts().add((tenant_id, current_month()), amounts)
+    """Add to this hour's counters (names from COUNTERS and HOURLY), batched per app."""
+    pending_counts().add((tenant_id, hour_of(now())), amounts)
+
+
+def count_read(tenant_id: str, entry_hash: str) -> None:
+    """One GET served from this cache entry (its read_count, batched)."""
+    pending_counts().add_read(tenant_id, entry_hash)
 
 
 def flush_if_due() -> None:
@@ -189,22 +216,44 @@ def flush_counts() -> None:
     state is not theirs to commit. Counts that could not be written are kept
     for the next flush."""
     pending = pending_counts()
-    batch = pending.take()
+    batch, reads = pending.take()
     key_uses = pending.take_key_uses()
-    if not batch and not key_uses:
+    if not batch and not reads and not key_uses:
         return
     try:
         with db.engine.begin() as connection:
-            for (tenant_id, month), amounts in batch.items():
-                _add(connection, tenant_id, month, amounts)
+            for (tenant_id, hour), amounts in sorted(batch.items()):
+                monthly = {name: amounts[name] for name in COUNTERS if amounts.get(name)}
+                if monthly:
+                    _add(connection, tenant_id, hour.strftime("%Y-%m"), monthly)
+                hourly = {
+                    HOURLY[name]: amount for name, amount in amounts.items() if name in HOURLY and amount
+                }
+                if hourly:
+                    add_hour(connection, tenant_id, hour, hourly)
+            if reads:
+                # In key order, so concurrent flushes lock rows in one order.
+                connection.execute(
+                    ADD_READS,
+                    [{"b_tenant_id": t, "b_hash": h, "b_reads": n} for (t, h), n in sorted(reads.items())],
+                )
             if key_uses:
-                connection.execute(_KEY_USED, [{"b_digest": d, "b_at": at} for d, at in key_uses.items()])
+                connection.execute(
+                    _KEY_USED, [{"b_digest": d, "b_at": at} for d, at in sorted(key_uses.items())]
+                )
     except BaseException:
-        pending.put_back(batch)
+        pending.put_back(batch, reads)
         raise
 
 
-def _add(connection, tenant_id: str, month: str, amounts: Counter) -> None:
+ADD_READS = (
+    update(CacheEntry)
+    .where(CacheEntry.tenant_id == bindparam("b_tenant_id"), CacheEntry.hash == bindparam("b_hash"))
+    .values(read_count=CacheEntry.read_count + bindparam("b_reads"))
+)
+
+
+def _add(connection, tenant_id: str, month: str, amounts: dict[str, int]) -> None:
     increment = (
         update(UsageMonth)
         .where(UsageMonth.tenant_id == tenant_id, UsageMonth.month == month)
@@ -218,6 +267,29 @@ def _add(connection, tenant_id: str, month: str, amounts: Counter) -> None:
     except IntegrityError:
         # Another process created this month's row first.
         connection.execute(increment)
+
+
+def add_hour(connection, tenant_id: str, hour: datetime, amounts: dict[str, int]) -> None:
+    """Add to a tenant's UsageHour row, creating it (all other counters 0)."""
+    increment = (
+        update(UsageHour)
+        .where(UsageHour.tenant_id == tenant_id, UsageHour.hour == hour)
+        .values({name: getattr(UsageHour, name) + amount for name, amount in amounts.items()})
+    )
+    if connection.execute(increment).rowcount:
+        return
+    zeros = dict.fromkeys(HOUR_COUNTERS, 0)
+    try:
+        with connection.begin_nested():
+            connection.execute(insert(UsageHour).values(tenant_id=tenant_id, hour=hour, **(zeros | amounts)))
+    except IntegrityError:
+        # Another process created this hour's row first.
+        connection.execute(increment)
+
+
+HOUR_COUNTERS = tuple(
+    column.key for column in UsageHour.__table__.columns if column.key not in ("tenant_id", "hour")
+)
 
 
 def month_usage(tenant: Tenant) -> dict[str, int]:

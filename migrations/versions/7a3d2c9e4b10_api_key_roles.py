@@ -1,7 +1,7 @@
 """api key roles and last use, for the web console
 
 Revision ID: 7a3d2c9e4b10
-Revises: 5e1f0c2a7b31
+Revises: 7a2d4e6b9c10
 Create Date: 2026-11-29 01:30:00
 
 Existing keys stay ordinary ("member"): only a key made with --admin (or the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = "7a3d2c9e4b10"
-down_revision = "5e1f0c2a7b31"
+down_revision = "7a2d4e6b9c10"
 branch_labels = None
 depends_on = None
 

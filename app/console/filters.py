@@ -27,6 +27,11 @@ def hours(milliseconds: int) -> str:
     return f"{milliseconds / 3_600_000:,.2f} h"
 
 
+def seconds(milliseconds: int) -> str:
+    """The exact figure behind an hours one, for its title."""
+    return f"{milliseconds / 1000:,.1f} s"
+
+
 def percent(rate: float | None) -> str:
     return "no data" if rate is None else f"{rate * 100:.1f}%"
 
@@ -40,7 +45,7 @@ def number(value: int | float) -> str:
 
 
 def init_app(app: Flask) -> None:
-    for function in (size, hours, percent, when, number):
+    for function in (size, hours, seconds, percent, when, number):
         app.add_template_filter(function)
     app.add_template_global(csrf_token)
     app.add_template_global(current_user)

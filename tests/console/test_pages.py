@@ -13,7 +13,7 @@ pytestmark = pytest.mark.storage
 
 
 def _text(page: str, element_id: str) -> str:
-    return re.search(rf'id="{element_id}">([^<]*)<', page).group(1)
+    return re.search(rf'id="{element_id}"[^>]*>([^<]*)<', page).group(1)
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ def test_the_overview_shows_the_figures_for_every_range(client, tenant, auth, tr
     assert _text(page, "remote-hit-rate") == "66.7%"
     assert _text(page, "local-hit-rate") == "100.0%"
     assert _text(page, "time-saved") == "1.50 h"
+    assert 'data-ms="5400000" title="5,400.0 s"' in page
     assert _text(page, "time-saved-remote") == "1.00 h"
     assert _text(page, "time-saved-local") == "0.50 h"
     assert _text(page, "v8-requests") == "3 hits, 1 misses, 1 uploads"

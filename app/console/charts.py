@@ -11,8 +11,10 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 720, 200
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 28
+WIDTH, HEIGHT = 480, 220
+LEFT, RIGHT, TOP, BOTTOM = 64, 8, 12, 30
+FONT = 13
+TIME_UNITS = (("hours", "h", 3_600_000), ("minutes", "min", 60_000), ("seconds", "s", 1000))
 # Colours that keep their contrast on white and to colour-blind eyes.
 COLOURS = ("#1f6feb", "#d29922", "#8250df", "#2da44e")
 
@@ -67,7 +69,7 @@ def stacked_bars(
         y = TOP + plot_h * (1 - fraction)
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d0d7de"/>'
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#57606a">'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="{FONT}" fill="#57606a">'
             f"{escape(fmt(top * fraction))}</text>"
         )
     for i, start in enumerate(starts):
@@ -90,7 +92,7 @@ def stacked_bars(
         anchor = "start" if i == 0 else "end" if i == len(starts) - 1 else "middle"
         x = LEFT if anchor == "start" else WIDTH - RIGHT if anchor == "end" else x
         parts.append(
-            f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" font-size="11" fill="#57606a">'
+            f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" font-size="{FONT}" fill="#57606a">'
             f"{escape(_label(starts[i], bucket))}</text>"
         )
     parts.append("</svg>")
@@ -136,8 +138,12 @@ def overview_charts(summary) -> list[Markup]:
     def series(name: str, value: Callable) -> Series:
         return Series(name, [value(point) for point in points])
 
-    def hours(value: float) -> str:
-        return f"{value:,.2f} h"
+    # Time saved in the unit its largest point reads best in.
+    most_saved = max((p.remote_saved_ms + p.local_saved_ms for p in points), default=0)
+    unit, symbol, per_ms = next(u for u in TIME_UNITS if most_saved >= u[2] or u[0] == "seconds")
+
+    def saved(value: float) -> str:
+        return f"{value:,.2f} {symbol}"
 
     def mib(value: float) -> str:
         return f"{value:,.1f} MiB"
@@ -158,14 +164,14 @@ def overview_charts(summary) -> list[Markup]:
         ),
         stacked_bars(
             "chart-saved",
-            "Time saved (hours)",
+            f"Time saved ({unit})",
             starts,
             [
-                series("Remote", lambda p: p.remote_saved_ms / 3_600_000),
-                series("Local", lambda p: p.local_saved_ms / 3_600_000),
+                series("Remote", lambda p: p.remote_saved_ms / per_ms),
+                series("Local", lambda p: p.local_saved_ms / per_ms),
             ],
             bucket=bucket,
-            fmt=hours,
+            fmt=saved,
         ),
         stacked_bars(
             "chart-requests",

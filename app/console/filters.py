@@ -27,6 +27,15 @@ def hours(milliseconds: int) -> str:
     return f"{milliseconds / 3_600_000:,.2f} h"
 
 
+def duration(milliseconds: int) -> str:
+    """A part of the time saved in the unit it reads best in: 1.25 h, 12.5 min, 3.2 s."""
+    if milliseconds >= 3_600_000:
+        return hours(milliseconds)
+    if milliseconds >= 60_000:
+        return f"{milliseconds / 60_000:,.1f} min"
+    return seconds(milliseconds)
+
+
 def seconds(milliseconds: int) -> str:
     """The exact figure behind an hours one, for its title."""
     return f"{milliseconds / 1000:,.1f} s"
@@ -45,7 +54,7 @@ def number(value: int | float) -> str:
 
 
 def init_app(app: Flask) -> None:
-    for function in (size, hours, seconds, percent, when, number):
+    for function in (size, hours, duration, seconds, percent, when, number):
         app.add_template_filter(function)
     app.add_template_global(csrf_token)
     app.add_template_global(current_user)

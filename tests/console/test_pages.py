@@ -49,7 +49,7 @@ def test_the_overview_shows_the_figures_for_every_range(client, tenant, auth, tr
     assert _text(page, "time-saved") == "1.50 h"
     assert 'data-ms="5400000" title="5,400.0 s"' in page
     assert _text(page, "time-saved-remote") == "1.00 h"
-    assert _text(page, "time-saved-local") == "0.50 h"
+    assert _text(page, "time-saved-local") == "30.0 min"
     assert _text(page, "v8-requests") == "3 hits, 1 misses, 1 uploads"
     assert "8.8 KiB" in page  # 9,000 bytes served
     # Four charts, each an SVG with a title and its numbers in a table.

@@ -21,6 +21,7 @@ COOKIE = "hoard_console"
 PURPOSE = "console session"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SIGN_IN_ENDPOINT = "console.sign_in_post"
 
 
 def is_console_request() -> bool:
@@ -58,9 +59,11 @@ def _load_session() -> None:
     else:
         g.console_session = payload
     g.console_user = user
+    # A sign-in attempt is charged to its address whoever is signed in: a
+    # session must not lend its tenant's budget to guessing keys.
     g.hoard_principal = (
         None
-        if user is None
+        if user is None or request.endpoint == SIGN_IN_ENDPOINT
         else Principal(
             tenant=user.tenant,
             tenant_id=user.tenant.id,

@@ -285,6 +285,17 @@ def test_failed_sign_ins_are_rate_limited_per_address(app, tmp_path, member_key)
         assert "Retry-After" in refused.headers
         # Refused before the key is looked at: a right key gets no answer either.
         assert client.post("/", data={"key": member_key, "csrf_token": token}).status_code == 429
+        # A session does not lend its tenant's budget to more attempts.
+        signed_in = limited.test_client()
+        signed_in.environ_base["REMOTE_ADDR"] = "10.1.1.1"
+        sign_in(signed_in, member_key)  # 2 of this address's 4
+        attempts = [
+            signed_in.post(
+                "/", data={"key": wrong["key"], "csrf_token": csrf(signed_in, "/console/sessions")}
+            )
+            for _ in range(3)
+        ]
+        assert [response.status_code for response in attempts] == [401, 401, 429]
         other_address = limited.test_client()
         assert other_address.get("/", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 200
     finally:

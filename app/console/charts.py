@@ -47,81 +47,80 @@ def _nice_top(value: float) -> float:
 def stacked_bars(
     chart_id: str,
     title: str,
-    starts: Sequence[datetime],
+    labels: Sequence[str],
     series: Sequence[Series],
     *,
     bucket: str,
-    fmt: Callable[[float], str] = lambda value: f"{value:,.0f}",
+    fmt: Callable[[float], str] = "{:,.0f}".format,
 ) -> Markup:
-    """A stacked bar per bucket, one colour per series, with its table."""
-    totals = [sum(s.values[i] for s in series) for i in range(len(starts))]
-    top = _nice_top(max(totals, default=0))
+    """A stacked bar per bucket (`labels` name them), one colour per series,
+    with its table. Labels, names and titles are the console's own text."""
+    count = len(labels)
+    cells = [[fmt(value) for value in s.values] for s in series]
+    top = _nice_top(max((sum(column) for column in zip(*(s.values for s in series), strict=True)), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    slot = plot_w / max(len(starts), 1)
-    bar_w = max(slot * 0.8, 1)
+    slot = plot_w / max(count, 1)
+    width = f"{max(slot * 0.8, 1):.1f}"
+    bar_w = float(width)
+    scale = plot_h / top
     parts = [
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d"'
-        f' class="chart">',
-        f'<title id="{chart_id}-t">{escape(title)}</title>',
-        f'<desc id="{chart_id}-d">{escape(_description(series, starts, bucket, fmt))}</desc>',
+        f' class="chart"><title id="{chart_id}-t">{escape(title)}</title>'
+        f'<desc id="{chart_id}-d">{escape(_description(series, labels, bucket, fmt))}</desc>'
     ]
     for fraction in (0, 0.5, 1):
         y = TOP + plot_h * (1 - fraction)
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d0d7de"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="{FONT}" fill="#57606a">'
-            f"{escape(fmt(top * fraction))}</text>"
+            f"{fmt(top * fraction)}</text>"
         )
-    for i, start in enumerate(starts):
-        x = LEFT + i * slot + (slot - bar_w) / 2
+    names = [s.name for s in series]
+    for i, label in enumerate(labels):
+        x = f"{LEFT + i * slot + (slot - bar_w) / 2:.1f}"
         base = TOP + plot_h
-        numbers = "; ".join(f"{s.name} {fmt(s.values[i])}" for s in series)
-        parts.append(f"<g><title>{escape(_label(start, bucket))}: {escape(numbers)}</title>")
+        numbers = "; ".join(f"{name} {column[i]}" for name, column in zip(names, cells, strict=True))
+        parts.append(f"<g><title>{label}: {numbers}</title>")
         for colour, s in zip(COLOURS, series, strict=False):
-            height = plot_h * s.values[i] / top
-            if height <= 0:
-                continue
-            base -= height
-            parts.append(
-                f'<rect x="{x:.1f}" y="{base:.1f}" width="{bar_w:.1f}" height="{height:.1f}"'
-                f' fill="{colour}"/>'
-            )
+            value = s.values[i]
+            if value > 0:
+                height = value * scale
+                base -= height
+                parts.append(
+                    f'<rect x="{x}" y="{base:.1f}" width="{width}" height="{height:.1f}" fill="{colour}"/>'
+                )
         parts.append("</g>")
-    for i in sorted({0, len(starts) // 2, len(starts) - 1} if starts else set()):
-        x = LEFT + i * slot + slot / 2
-        anchor = "start" if i == 0 else "end" if i == len(starts) - 1 else "middle"
-        x = LEFT if anchor == "start" else WIDTH - RIGHT if anchor == "end" else x
+    for i in sorted({0, count // 2, count - 1} if count else set()):
+        anchor = "start" if i == 0 else "end" if i == count - 1 else "middle"
+        x = LEFT if anchor == "start" else WIDTH - RIGHT if anchor == "end" else LEFT + i * slot + slot / 2
         parts.append(
             f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" font-size="{FONT}" fill="#57606a">'
-            f"{escape(_label(starts[i], bucket))}</text>"
+            f"{labels[i]}</text>"
         )
     parts.append("</svg>")
     legend = "".join(
-        f'<li><span class="swatch swatch-{n}" aria-hidden="true"></span>{escape(s.name)}</li>'
-        for n, s in enumerate(series)
+        f'<li><span class="swatch swatch-{n}" aria-hidden="true"></span>{escape(name)}</li>'
+        for n, name in enumerate(names)
     )
     return Markup(
         f'<figure class="chart-figure" id="{chart_id}"><figcaption>{escape(title)}</figcaption>'
         f'{"".join(parts)}<ul class="legend">{legend}</ul>'
-        f"{_table(title, starts, series, bucket, fmt)}</figure>"
+        f"{_table(title, labels, names, cells, bucket)}</figure>"
     )
 
 
-def _description(series, starts, bucket, fmt) -> str:
-    if not starts:
+def _description(series, labels, bucket, fmt) -> str:
+    if not labels:
         return "No data in this range."
     totals = ", ".join(f"{s.name}: {fmt(sum(s.values))} in total" for s in series)
-    first, last = _label(starts[0], bucket), _label(starts[-1], bucket)
-    return f"{len(starts)} {bucket}s from {first} to {last}; {totals}."
+    return f"{len(labels)} {bucket}s from {labels[0]} to {labels[-1]}; {totals}."
 
 
-def _table(title, starts, series, bucket, fmt) -> str:
-    head = "".join(f'<th scope="col">{escape(s.name)}</th>' for s in series)
+def _table(title, labels, names, cells, bucket) -> str:
+    head = "".join(f'<th scope="col">{escape(name)}</th>' for name in names)
     rows = "".join(
-        f'<tr><th scope="row">{escape(_label(start, bucket))}</th>'
-        + "".join(f"<td>{escape(fmt(s.values[i]))}</td>" for s in series)
-        + "</tr>"
-        for i, start in enumerate(starts)
+        f'<tr><th scope="row">{label}</th><td>{"</td><td>".join(row)}</td></tr>'
+        for label, row in zip(labels, zip(*cells, strict=True), strict=True)
     )
     return (
         f"<details><summary>{escape(title)}: the numbers</summary>"
@@ -133,7 +132,8 @@ def _table(title, starts, series, bucket, fmt) -> str:
 def overview_charts(summary) -> list[Markup]:
     """The overview's charts, from insight.Overview's series."""
     points = summary.series
-    starts = [point.start for point in points]
+    bucket = summary.bucket
+    labels = [_label(point.start, bucket) for point in points]
 
     def series(name: str, value: Callable) -> Series:
         return Series(name, [value(point) for point in points])
@@ -148,12 +148,11 @@ def overview_charts(summary) -> list[Markup]:
     def mib(value: float) -> str:
         return f"{value:,.1f} MiB"
 
-    bucket = summary.bucket
     return [
         stacked_bars(
             "chart-turbo",
             "Turbo cache lookups (remote and local)",
-            starts,
+            labels,
             [
                 series("Remote hits", lambda p: p.remote_hits),
                 series("Remote misses", lambda p: p.remote_misses),
@@ -165,7 +164,7 @@ def overview_charts(summary) -> list[Markup]:
         stacked_bars(
             "chart-saved",
             f"Time saved ({unit})",
-            starts,
+            labels,
             [
                 series("Remote", lambda p: p.remote_saved_ms / per_ms),
                 series("Local", lambda p: p.local_saved_ms / per_ms),
@@ -176,7 +175,7 @@ def overview_charts(summary) -> list[Markup]:
         stacked_bars(
             "chart-requests",
             "Requests served by /v8",
-            starts,
+            labels,
             [
                 series("Hits", lambda p: p.lookups_hit),
                 series("Misses", lambda p: p.lookups_miss),
@@ -187,7 +186,7 @@ def overview_charts(summary) -> list[Markup]:
         stacked_bars(
             "chart-bytes",
             "Bytes moved (MiB)",
-            starts,
+            labels,
             [
                 series("Served", lambda p: p.bytes_served / 1048576),
                 series("Uploaded", lambda p: p.bytes_uploaded / 1048576),

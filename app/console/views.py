@@ -47,7 +47,7 @@ def admin_only(view: Callable) -> Callable:
     @wraps(view)
     def wrapper(user, **kwargs):
         if not user.is_admin:
-            raise Forbidden("Only an admin key may do this (`flask keys create SLUG --admin` makes one).")
+            raise Forbidden("Only an admin key may do this (flask keys create SLUG --admin makes one).")
         return view(user, **kwargs)
 
     return wrapper

@@ -52,6 +52,16 @@ def download_url(artifact_id: str):
     return jsonify(serializers.download_ticket(ticket))
 
 
+# A static rule: Werkzeug matches it before /<artifact_id>/..., so "batch"
+# is never taken for an artifact id.
+@bp.post("/batch/download-urls")
+def batch_download_urls():
+    tenant = require_tenant()
+    ids = parsing.artifact_ids(parsing.json_object(), max_ids=reads.MAX_BATCH_IDS)
+    entries = reads.download_urls(tenant, ids, base_url=parsing.base_url())
+    return jsonify(serializers.download_urls(entries))
+
+
 @bp.get("")
 def list_artifacts():
     tenant = require_tenant()

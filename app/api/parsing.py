@@ -490,6 +490,21 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def artifact_ids(body: dict, *, max_ids: int) -> list[str]:
+    """A batch's `artifact_ids`: 1 to `max_ids` distinct strings. Their shape
+    is not checked here: a malformed id is one more artifact_not_found."""
+    ids = body.get("artifact_ids")
+    if (
+        not isinstance(ids, list)
+        or not 1 <= len(ids) <= max_ids
+        or not all(isinstance(artifact_id, str) for artifact_id in ids)
+    ):
+        raise InvalidRequest(f"artifact_ids must be a list of 1 to {max_ids} strings")
+    if len(set(ids)) != len(ids):
+        raise InvalidRequest("artifact_ids must not repeat an id")
+    return ids
+
+
 def link_expires_in(body: dict) -> int | None:
     """A link's `expires_in`: absent (the default), or a positive whole number of seconds."""
     expires_in = body.get("expires_in")

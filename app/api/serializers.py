@@ -6,9 +6,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from .. import b64url
+from ..errors import ARTIFACT_SHAPE, error_body
 from ..models import Artifact, Link, Session
 from ..services.artifacts.presigned import UploadReceipt, UploadTicket
-from ..services.artifacts.reads import DownloadTicket
+from ..services.artifacts.reads import BatchEntry, DownloadTicket
 from ..services.cache import QueryAnswer
 from ..services.cursors import Page, Position
 from ..services.health import HealthReport
@@ -114,6 +115,19 @@ def download_ticket(ticket: DownloadTicket) -> dict:
         "filename": ticket.artifact.filename,
         "content_type": ticket.artifact.content_type,
         "size_bytes": ticket.artifact.size_bytes,
+    }
+
+
+def download_urls(entries: list[BatchEntry]) -> dict:
+    """A batch: each entry is download-url's answer for its id, success or
+    error body, with the id added."""
+    return {
+        "download_urls": [
+            {"artifact_id": entry.artifact_id, **download_ticket(entry.ticket)}
+            if entry.error is None
+            else {"artifact_id": entry.artifact_id, **error_body(entry.error, ARTIFACT_SHAPE)}
+            for entry in entries
+        ]
     }
 
 

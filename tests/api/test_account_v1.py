@@ -136,6 +136,7 @@ AUTHENTICATED_ROUTES = [
     ("GET", f"/v1/artifacts/{MISSING_ID}"),
     ("DELETE", f"/v1/artifacts/{MISSING_ID}"),
     ("GET", f"/v1/artifacts/{MISSING_ID}/download-url"),
+    ("POST", "/v1/artifacts/batch/download-urls"),
     ("POST", f"/v1/artifacts/{MISSING_ID}/complete"),
     ("POST", f"/v1/artifacts/{MISSING_ID}/extend-ttl"),
     ("POST", f"/v1/artifacts/{MISSING_ID}/links"),

@@ -23,6 +23,9 @@ def _urls(client, auth, artifact_id: str, host: str, **environ) -> dict:
     return {
         "link": client.post(f"/v1/artifacts/{artifact_id}/links", **options),
         "download-url": client.get(f"/v1/artifacts/{artifact_id}/download-url", **options),
+        "download-urls": client.post(
+            "/v1/artifacts/batch/download-urls", json={"artifact_ids": [artifact_id]}, **options
+        ),
         "upload-url": client.post(
             "/v1/artifacts/upload-url", json={"filename": "b.bin", "size_bytes": 5}, **options
         ),
@@ -31,6 +34,8 @@ def _urls(client, auth, artifact_id: str, host: str, **environ) -> dict:
 
 def _url_of(name: str, response) -> str:
     body = response.get_json()
+    if name == "download-urls":
+        return body["download_urls"][0]["download_url"]
     return {"link": body.get("url"), "download-url": body.get("download_url")}.get(name) or body["upload_url"]
 
 

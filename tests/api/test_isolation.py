@@ -24,6 +24,7 @@ import pytest
 
 from app.services.artifacts import uploads
 from tests import clock
+from tests.api.helpers_v1 import path_of
 from tests.factories import bearer, make_tenant
 
 ALNUM = string.ascii_letters + string.digits
@@ -266,6 +267,15 @@ MATRIX = [
         ARTIFACT_KINDS,
         _json("HEAD", "/v1/artifacts/{ident}/download-url"),
         404,
+        None,
+    ),
+    # 200 either way: each id gets its own entry, A's exactly like a missing one.
+    Case(
+        "artifacts.batch_download_urls",
+        "POST",
+        ARTIFACT_KINDS,
+        _json("POST", "/v1/artifacts/batch/download-urls", lambda ident: {"artifact_ids": [ident]}),
+        200,
         None,
     ),
     Case(
@@ -532,6 +542,28 @@ def test_b_cannot_tell_as_objects_from_missing_ones(client, world, case):
     # than the requests, and A's world is checked after each one anyway.
     for kind in case.targets:
         _check_same_answer(client, world, case, kind)
+
+
+def test_a_batch_of_as_ids_is_a_batch_of_missing_ones(client, world):
+    """All of A's kinds in one batch, beside B's own artifact: each of A's is
+    artifact_not_found exactly as a missing id is, and B's is B's URL."""
+    path = "/v1/artifacts/batch/download-urls"
+    ids = [world.ids[kind] for kind in ARTIFACT_KINDS]
+    missing = [missing_like(kind, world.ids[kind]) for kind in ARTIFACT_KINDS]
+    (own,) = world.b_artifacts
+
+    on_a = client.post(path, json={"artifact_ids": [*ids, own]}, headers=world.b_key)
+    on_missing = client.post(path, json={"artifact_ids": [*missing, own]}, headers=world.b_key)
+
+    assert on_a.status_code == on_missing.status_code == 200, on_a.data[:500]
+    entries, missing_entries = on_a.get_json()["download_urls"], on_missing.get_json()["download_urls"]
+    for entry, artifact_id, missing_entry in zip(entries, ids, missing_entries, strict=False):
+        assert entry == {**missing_entry, "artifact_id": artifact_id}
+        assert entry["error"]["code"] == "artifact_not_found"
+    assert entries[-1]["artifact_id"] == own and "download_url" in entries[-1]
+    assert client.get(path_of(entries[-1]["download_url"])).data == B_BYTES
+    assert_no_secrets(on_a, world, " ".join(ids))
+    assert_a_intact(client, world)
 
 
 def test_bs_put_of_as_hash_is_bs_own_entry(client, world):

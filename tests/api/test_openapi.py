@@ -52,6 +52,9 @@ RESPONSE_OBJECTS = (
     "UploadReservation",
     "ReceivedUpload",
     "DownloadUrl",
+    "BatchDownloadUrls",
+    "BatchDownloadUrl",
+    "BatchDownloadUrlError",
     "DeletedArtifact",
     "Link",
     "Session",
@@ -270,6 +273,15 @@ def test_v1_responses_match_the_document(client, auth):
         "/v1/artifacts/{artifact_id}/download-url",
     )
 
+    pending = reserve(client, auth, size=5).get_json()["artifact_id"]
+    batch = client.post(
+        "/v1/artifacts/batch/download-urls",
+        json={"artifact_ids": [artifact_id, "art_0000000000000000", pending, "nope"]},
+        headers=auth,
+    )
+    assert [("error" in entry) for entry in batch.get_json()["download_urls"]] == [False, True, True, True]
+    assert_documented(batch, "/v1/artifacts/batch/download-urls")
+
     assert_documented(client.post("/v1/sessions/s-1/seal", headers=auth), "/v1/sessions/{session_id}/seal")
     assert_documented(client.get("/v1/sessions", headers=auth), "/v1/sessions")
     sealed = upload(client, auth, fields={"session_id": "s-1"})
@@ -278,6 +290,11 @@ def test_v1_responses_match_the_document(client, auth):
 
     deleted = client.delete(f"/v1/artifacts/{artifact_id}", headers=auth)
     assert_documented(deleted, "/v1/artifacts/{artifact_id}")
+    gone = client.post(
+        "/v1/artifacts/batch/download-urls", json={"artifact_ids": [artifact_id]}, headers=auth
+    )
+    assert gone.get_json()["download_urls"][0]["error"]["code"] == "artifact_already_deleted"
+    assert_documented(gone, "/v1/artifacts/batch/download-urls")
     again = client.delete(f"/v1/artifacts/{artifact_id}", headers=auth)
     assert again.status_code == 410
     assert_documented(again, "/v1/artifacts/{artifact_id}")
@@ -319,6 +336,17 @@ def test_v1_errors_match_the_document(client, auth):
     unknown_link = client.get("/dl/lnk_00000000000000000000")
     assert unknown_link.status_code == 404
     assert_documented(unknown_link, "/dl/{link_id}")
+    for body in ({"artifact_ids": []}, {"artifact_ids": [1]}, [], None):
+        bad_batch = client.post("/v1/artifacts/batch/download-urls", json=body, headers=auth)
+        assert bad_batch.status_code == 400
+        assert_documented(bad_batch, "/v1/artifacts/batch/download-urls")
+    too_large = client.post(
+        "/v1/artifacts/batch/download-urls",
+        data=b'{"artifact_ids": ["' + b"a" * 1024 * 1024 + b'"]}',
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert too_large.status_code == 413
+    assert_documented(too_large, "/v1/artifacts/batch/download-urls")
     forged = client.get("/v1/blobs/not-a-token")
     assert forged.status_code == 403
     assert_documented(forged, "/v1/blobs/{token}")
@@ -396,6 +424,13 @@ def test_redirects_match_the_document(app, client, auth, monkeypatch):
     assert_documented(
         client.get(f"/v1/artifacts/{artifact_id}/download-url", headers=auth),
         "/v1/artifacts/{artifact_id}/download-url",
+    )
+    batch = client.post(
+        "/v1/artifacts/batch/download-urls", json={"artifact_ids": [artifact_id]}, headers=auth
+    )
+    assert_documented(batch, "/v1/artifacts/batch/download-urls")
+    assert_documented(
+        client.get(path_of(batch.get_json()["download_urls"][0]["download_url"])), "/v1/blobs/{token}"
     )
     client.put(f"/v8/artifacts/{HASH}", data=b"cache", headers=auth)
     cached = client.get(f"/v8/artifacts/{HASH}", headers=auth)

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.services import tenants
 from tests import services_env
 from tests.conftest import base_overrides
-from tests.factories import bearer, make_tenant
+from tests.factories import bearer, make_artifact, make_tenant
 
 BURST = 5
 SUSTAINED = 2  # enforced as 10 per 5 seconds
@@ -187,6 +187,43 @@ def test_a_request_costs_one_redis_round_trip(app, tmp_path, redis_commands, pat
     for _ in range(3):
         response = client.get(path, headers=bearer(key))
         assert "X-RateLimit-Remaining" in response.headers
+    assert redis_commands == ["EVALSHA"] * 3
+
+
+BATCH = "/v1/artifacts/batch/download-urls"
+
+
+def _full_batch(tenant) -> dict:
+    ids = [make_artifact(tenant, bytes([i])).id for i in range(4)]
+    return {"artifact_ids": ids + [f"art_{i:016d}" for i in range(20 - len(ids))]}
+
+
+def test_a_batch_of_twenty_is_one_request(limited_app, app):
+    tenant, key = make_tenant("acme")
+    body = _full_batch(tenant)
+    client = limited_app.test_client()
+
+    responses = [client.post(BATCH, json=body, headers=bearer(key)) for _ in range(BURST + 1)]
+
+    assert [r.status_code for r in responses] == [200] * BURST + [429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses[:BURST]] == [
+        str(BURST - n) for n in range(1, BURST + 1)
+    ]
+    assert len(responses[0].json["download_urls"]) == 20
+    assert responses[BURST].json["error"]["code"] == "rate_limited"
+
+
+def test_a_batch_costs_one_redis_round_trip(app, tmp_path, redis_commands):
+    limited = _redis_app(app, tmp_path, "moving-window")
+    tenant, key = make_tenant("acme")
+    body = _full_batch(tenant)
+    client = limited.test_client()
+    client.get("/v1/whoami", headers=bearer(key))  # loads the script
+    redis_commands.clear()
+    for _ in range(3):
+        response = client.post(BATCH, json=body, headers=bearer(key))
+        assert response.status_code == 200
+        assert len(response.json["download_urls"]) == 20
     assert redis_commands == ["EVALSHA"] * 3
 
 

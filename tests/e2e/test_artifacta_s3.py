@@ -9,9 +9,11 @@ import time
 
 import httpx
 import pytest
+import requests
 from artifacta.errors import ArtifactDeletedError, SessionSealedError
 from artifacta.sdk import Client
 
+from tests.e2e.batch_urls import assert_downloads, assert_gone, batch_download_urls
 from tests.live_server import HoardServer
 
 LARGE = 100 * 1024 * 1024
@@ -24,7 +26,8 @@ def s3_hoard(request, s3_server_env, s3_client, new_postgres_database, tmp_path_
     var_dir = tmp_path_factory.mktemp(f"sdk-s3-{request.param}")
     with HoardServer(var_dir=var_dir, database_url=new_postgres_database(), env_overrides=env) as server:
         tenant = server.create_tenant(f"s3-{request.param}")
-        yield request.param, server, Client(base_url=server.url, api_key=tenant.key), s3_client, bucket
+        client = Client(base_url=server.url, api_key=tenant.key)
+        yield request.param, server, client, s3_client, bucket, tenant.key
 
 
 def _logged_statuses(server, request_line: str) -> list[str]:
@@ -42,7 +45,7 @@ def _sha(data: bytes) -> str:
 
 
 def test_presigned_push_of_100_mb_goes_straight_to_s3(s3_hoard):
-    mode, server, client, s3, bucket = s3_hoard
+    mode, server, client, s3, bucket, _ = s3_hoard
     data = os.urandom(LARGE)
     artifact = client.push(content=data, filename="large.bin", presigned=True)
 
@@ -59,7 +62,7 @@ def test_presigned_push_of_100_mb_goes_straight_to_s3(s3_hoard):
 
 
 def test_push_pull_link_and_delete(s3_hoard, tmp_path):
-    mode, server, client, s3, bucket = s3_hoard
+    mode, server, client, s3, bucket, _ = s3_hoard
     source = tmp_path / "report é.html"
     source.write_bytes(b"<h1>report</h1>" * 10_000)
     artifact = client.push(str(source), session_id=f"ses-{mode}", metadata={"kind": "report"})
@@ -96,3 +99,26 @@ def test_push_pull_link_and_delete(s3_hoard, tmp_path):
     with pytest.raises(ArtifactDeletedError):
         client.get(artifact.id)
     assert httpx.get(link.url, follow_redirects=True).status_code == 410
+
+
+def test_batch_download_urls_work_with_a_plain_get(s3_hoard):
+    """The V1.1 batch's URLs, on S3 in each DOWNLOAD_MODE: Hoard's own, which
+    stream the bytes or redirect to the store, and stop at DELETE."""
+    mode, server, client, _, _, key = s3_hoard
+    outputs = {f"{mode}-{i} é.json": os.urandom(2000 + i) for i in range(2)}
+    ids = [
+        client.push(content=data, filename=name, content_type="application/json").id
+        for name, data in outputs.items()
+    ]
+
+    entries = batch_download_urls(server.url, key, [*ids, "art_0000000000000000"])
+
+    assert entries[2]["error"]["code"] == "artifact_not_found"
+    for entry, (name, data) in zip(entries, outputs.items(), strict=False):
+        assert "/v1/blobs/" in entry["download_url"]
+        first = requests.get(entry["download_url"], allow_redirects=False, timeout=10)
+        assert first.status_code == (302 if mode == "redirect" else 200)
+        assert_downloads(entry["download_url"], data, content_type="application/json", filename=name)
+    client.delete(ids[0])
+    assert_gone(entries[0]["download_url"])
+    assert requests.get(entries[1]["download_url"], timeout=10).content == outputs[list(outputs)[1]]

@@ -21,6 +21,7 @@ from artifacta.errors import (
 from artifacta.sdk import Client
 
 from tests.api.helpers_v1 import ARTIFACT_FIELDS, ARTIFACT_ID, TIMESTAMP, WHOAMI_INT_FIELDS
+from tests.e2e.batch_urls import assert_downloads, assert_gone, batch_download_urls
 
 MISSING_ID = "art_0000000000000000"
 
@@ -237,6 +238,29 @@ def test_a_link_serves_the_bytes_to_anyone(client):
         assert response.content == data
         assert response.headers["Content-Type"] == "application/octet-stream"
         assert 'filename="shared.bin"' in response.headers["Content-Disposition"]
+
+
+def test_a_sessions_outputs_in_one_batch_of_download_urls(hoard, sdk, new_tenant):
+    """What an agent pipeline does with V1.1: push a session's outputs with the
+    SDK, then fetch every URL in one request instead of one per artifact."""
+    tenant = new_tenant()
+    client = sdk(tenant.key)
+    outputs = {f"out-{i} é.txt": os.urandom(1000 + i) for i in range(3)}
+    for name, data in outputs.items():
+        client.push(content=data, filename=name, session_id="run-batch", content_type="text/plain")
+    listed = list(client.list(session_id="run-batch"))
+    gone = client.push(content=b"deleted", filename="gone.txt", session_id="run-batch")
+    ids = [artifact.id for artifact in listed] + [gone.id, MISSING_ID]
+
+    entries = batch_download_urls(hoard.url, tenant.key, ids)
+
+    client.delete(gone.id)
+    assert [entry.get("error", {}).get("code") for entry in entries] == [None] * 4 + ["artifact_not_found"]
+    for entry, artifact in zip(entries, listed, strict=False):
+        assert entry["download_url"].startswith(f"{hoard.url}/v1/blobs/")
+        name = artifact._data["filename"]
+        assert_downloads(entry["download_url"], outputs[name], content_type="text/plain", filename=name)
+    assert_gone(entries[3]["download_url"])
 
 
 # -- sessions ------------------------------------------------------------------------

@@ -5,9 +5,10 @@ Every response must be documented (status, content type, headers, body
 schema), never a 5xx, and every error must be JSON in its API's shape.
 Generated ids would only ever meet 404s, so half of the path parameters are
 swapped for real ones made before the run (artifacts live, pending and
-deleted, a link, signed URLs, a cache entry, a session), the /v8 team
-parameters often name the key's own team, and listings get `metadata.<key>`
-filters, which OpenAPI cannot describe as parameters.
+deleted, a link, signed URLs, a cache entry, a session), as are half of the
+ids in batch download-URL bodies, the /v8 team parameters often name the
+key's own team, and listings get `metadata.<key>` filters, which OpenAPI
+cannot describe as parameters.
 
 Stateless on purpose: a stateful run (the document's links) replays
 differently against a server whose state moved on, which Hypothesis
@@ -149,6 +150,28 @@ def flatmap_query(context, query):
         filters = st.dictionaries(keys, st.one_of(st.just("main"), st.text(max_size=12)), max_size=3)
         return filters.map(lambda found: {**query, **{f"metadata.{k}": v for k, v in found.items()}})
     return st.just(query)
+
+
+BATCH = "/v1/artifacts/batch/download-urls"
+
+
+@schema.hook
+def flatmap_body(context, body):
+    """Batches of real ids (live, deleted, pending) as often as generated ones."""
+    if not KNOWN or context.operation.path != BATCH or not isinstance(body, dict):
+        return st.just(body)
+    real = st.lists(st.sampled_from(KNOWN["artifact_id"]), min_size=1, max_size=20, unique=True)
+    mixed = st.lists(
+        st.one_of(st.sampled_from(KNOWN["artifact_id"]), st.text(max_size=24)),
+        min_size=1,
+        max_size=20,
+        unique=True,
+    )
+    return st.one_of(
+        st.just(body),
+        real.map(lambda ids: {**body, "artifact_ids": ids}),
+        mixed.map(lambda ids: {**body, "artifact_ids": ids}),
+    )
 
 
 def error_shape(ctx, response, case):

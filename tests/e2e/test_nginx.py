@@ -10,6 +10,7 @@ import socket
 import pytest
 import requests
 
+from tests.e2e.batch_urls import assert_downloads, assert_gone, batch_download_urls
 from tests.live_server import HoardServer
 from tests.nginx_proxy import NginxProxy
 
@@ -135,6 +136,33 @@ def test_v1_download_url_and_link_through_nginx(proxied):
         assert download.headers["X-Content-Type-Options"] == "nosniff"
         assert download.headers["Content-Security-Policy"] == "sandbox"
         assert "Cache-Control" not in download.headers
+
+
+def test_v1_batch_download_urls_through_nginx(proxied):
+    """The batch's URLs name the proxy, and nginx sends the files itself
+    (X-Accel-Redirect) exactly as for download-url's."""
+    proxy, tenant = proxied
+    outputs = {"plan é.pdf": b"%PDF-1.4 plan", "notes.pdf": b"%PDF-1.4 notes"}
+    ids = []
+    for name, data in outputs.items():
+        upload = requests.post(
+            f"{proxy.url}/v1/artifacts",
+            headers=_auth(tenant),
+            files={"file": (name, data, "application/pdf")},
+        )
+        assert upload.status_code == 201, upload.text
+        ids.append(upload.json()["artifact_id"])
+
+    entries = batch_download_urls(proxy.url, tenant.key, ids)
+
+    for entry, (name, data) in zip(entries, outputs.items(), strict=True):
+        assert entry["download_url"].startswith(f"{proxy.url}/v1/blobs/")
+        assert_downloads(entry["download_url"], data, content_type="application/pdf", filename=name)
+        blob = requests.get(entry["download_url"])
+        assert "X-Accel-Redirect" not in blob.headers
+        assert blob.headers["Content-Security-Policy"] == "sandbox"
+    assert requests.delete(f"{proxy.url}/v1/artifacts/{ids[0]}", headers=_auth(tenant)).status_code == 200
+    assert_gone(entries[0]["download_url"])
 
 
 def test_one_address_gets_a_json_429_past_its_requests_in_progress(proxied):

@@ -4,7 +4,12 @@ from datetime import timedelta
 
 import pytest
 
-from app.errors import ArtifactAlreadyDeleted, QuotaExceeded, TtlExceedsPlanLimit
+from app.errors import (
+    ArtifactAlreadyDeleted,
+    ArtifactNotFound,
+    QuotaExceeded,
+    TtlExceedsPlanLimit,
+)
 from app.services import cache, links
 from app.services.artifacts import lifecycle, reads
 from app.services.plans import UPGRADE_URL
@@ -18,6 +23,29 @@ def test_a_listing_holds_live_artifacts_only(app):
     page = reads.list_artifacts(tenant, filters=reads.ListFilters(), limit=10, after=None)
     assert [item.id for item in page.items] == [kept.id]
     assert page.next_after is None
+
+
+def test_a_batch_answers_each_id_as_a_single_lookup_would(app):
+    tenant, _ = make_tenant()
+    other, _ = make_tenant("globex")
+    live = make_artifact(tenant, b"live", filename="live.txt")
+    deleted = make_artifact(tenant)
+    lifecycle.delete_artifact(tenant, deleted.id)
+    theirs = make_artifact(other)
+    ids = [deleted.id, theirs.id, "nope", live.id]
+
+    entries = reads.download_urls(tenant, ids, base_url="https://hoard.example")
+
+    assert [entry.artifact_id for entry in entries] == ids
+    assert [type(entry.error) for entry in entries[:3]] == [
+        ArtifactAlreadyDeleted,
+        ArtifactNotFound,
+        ArtifactNotFound,
+    ]
+    assert entries[3].error is None
+    assert entries[3].ticket.artifact.id == live.id
+    assert entries[3].ticket.url.startswith("https://hoard.example/v1/blobs/")
+    assert reads.artifact_for_download_token(entries[3].ticket.url.rsplit("/", 1)[1]).id == live.id
 
 
 def test_deleting_twice_is_refused(app):

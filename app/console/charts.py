@@ -51,10 +51,11 @@ def stacked_bars(
     series: Sequence[Series],
     *,
     bucket: str,
-    fmt: Callable[[float], str] = "{:,.0f}".format,
+    fmt: Callable[[float], str] | None = None,
 ) -> Markup:
     """A stacked bar per bucket (`labels` name them), one colour per series,
     with its table. Labels, names and titles are the console's own text."""
+    fmt = fmt or _count
     count = len(labels)
     cells = [[fmt(value) for value in s.values] for s in series]
     top = _nice_top(max((sum(column) for column in zip(*(s.values for s in series), strict=True)), default=0))
@@ -107,6 +108,11 @@ def stacked_bars(
         f'{"".join(parts)}<ul class="legend">{legend}</ul>'
         f"{_table(title, labels, names, cells, bucket)}</figure>"
     )
+
+
+def _count(value: float) -> str:
+    """Counts are whole; only an axis' half-way mark (2.5 of 5) is not."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
 
 
 def _description(series, labels, bucket, fmt) -> str:

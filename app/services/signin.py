@@ -17,9 +17,8 @@ ACTIVE_KEY_BY_ID = (
     .join(Tenant, Tenant.id == ApiKey.tenant_id)
     .where(ApiKey.id == bindparam("key_id"), ApiKey.revoked_at.is_(None))
 )
-ACTIVE_KEY_BY_DIGEST = (
-    select(ApiKey.id)
-    .where(ApiKey.digest == bindparam("digest"), ApiKey.revoked_at.is_(None))
+ACTIVE_KEY_BY_DIGEST = select(ApiKey.id).where(
+    ApiKey.digest == bindparam("digest"), ApiKey.revoked_at.is_(None)
 )
 
 

@@ -121,6 +121,10 @@ class Config:
     RATE_LIMIT_ANONYMOUS = os.environ.get("RATE_LIMIT_ANONYMOUS", "20 per second")
     RATE_LIMIT_PUBLIC = os.environ.get("RATE_LIMIT_PUBLIC", "50 per second")
 
+    # The web console (/): how long a sign-in lasts before the person signs
+    # in again, whatever they do meanwhile.
+    CONSOLE_SESSION_SECONDS = _int("CONSOLE_SESSION_SECONDS", 8 * 3600)
+
     # Proxies in front of Hoard whose X-Forwarded-* headers are trusted.
     TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
 

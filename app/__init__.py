@@ -6,7 +6,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
 
-from . import cli, headers, ratelimit, request_counter, transactions
+from . import cli, console, headers, ratelimit, request_counter, transactions
 from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1
 from .api.cache_reads import CacheReads
 from .errors import register_error_handlers
@@ -46,6 +46,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
     init_storage(app)
     transactions.init_app(app)
+    console.init_app(app)  # before the limiter: it charges the console's signed-in tenant
     ratelimit.init_app(app)
     register_error_handlers(app)
     headers.init_app(app)

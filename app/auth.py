@@ -29,6 +29,7 @@ class Principal:
     # afterwards (rate limit key, request counter) would load the row again.
     tenant_id: str
     key_last_4: str
+    key_digest: str
 
 
 def key_digest(key: str) -> str:
@@ -78,7 +79,8 @@ def require_tenant() -> Tenant:
 def _lookup(key: str | None) -> Principal | None:
     if key is None:
         return None
-    row = db.session.execute(PRINCIPAL_BY_DIGEST, {"digest": key_digest(key)}).first()
+    digest = key_digest(key)
+    row = db.session.execute(PRINCIPAL_BY_DIGEST, {"digest": digest}).first()
     if row is None:
         return None
-    return Principal(tenant=row[0], tenant_id=row[0].id, key_last_4=row[1])
+    return Principal(tenant=row[0], tenant_id=row[0].id, key_last_4=row[1], key_digest=digest)

@@ -104,11 +104,13 @@ def tenant_stats(slug: str, period: str):
 
 @keys_cli.command("create")
 @click.argument("slug")
-def create_key(slug: str):
+@click.option("--admin", is_flag=True, help="The key also manages keys and settings in the web console.")
+def create_key(slug: str, admin: bool):
     """Create an API key; it is printed once and never stored in clear."""
     tenant = _tenant(slug)
-    api_key, plaintext = tenant_service.create_key(tenant)
-    click.echo(f"created key {api_key.id} for {tenant.slug} (shown once, store it now):")
+    api_key, plaintext = tenant_service.create_key(tenant, admin=admin)
+    role = "admin key" if admin else "key"
+    click.echo(f"created {role} {api_key.id} for {tenant.slug} (shown once, store it now):")
     click.echo(plaintext)
 
 
@@ -119,7 +121,8 @@ def list_keys(slug: str):
     tenant = _tenant(slug)
     for api_key in tenant_service.list_keys(tenant):
         state = f"revoked {api_key.revoked_at:%Y-%m-%dT%H:%M:%SZ}" if api_key.revoked_at else "active"
-        click.echo(f"{api_key.id}\t...{api_key.last_4}\t{api_key.created_at:%Y-%m-%dT%H:%M:%SZ}\t{state}")
+        created = f"{api_key.created_at:%Y-%m-%dT%H:%M:%SZ}"
+        click.echo(f"{api_key.id}\t...{api_key.last_4}\t{api_key.role}\t{created}\t{state}")
 
 
 @keys_cli.command("revoke")
@@ -142,11 +145,15 @@ def demo(slug: str):
         tenant = tenant_service.get_tenant(slug)
     except ApiError:
         tenant = tenant_service.create_tenant(slug, name="Demo")
-        _, plaintext = tenant_service.create_key(tenant)
+        # An admin key: it signs in to the console at / and manages it all.
+        _, plaintext = tenant_service.create_key(tenant, admin=True)
         click.echo(f"demo tenant: {tenant.slug} ({tenant.id})")
-        click.echo(f"API key (shown once, store it now): {plaintext}")
+        click.echo(f"admin API key (shown once, store it now): {plaintext}")
+        click.echo("sign in to the web console at / with this key")
         return
-    click.echo(f"demo tenant: {tenant.slug} ({tenant.id}) exists; `flask keys create {slug}` makes a new key")
+    click.echo(
+        f"demo tenant: {tenant.slug} ({tenant.id}) exists; `flask keys create {slug} --admin` makes a key"
+    )
 
 
 GC_LABELS = {

@@ -10,7 +10,7 @@ import json
 import logging
 import re
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .access_log import redact
@@ -183,9 +183,26 @@ def _shape_of_request() -> str:
     return CACHE_SHAPE if request.path.startswith("/v8/") else ARTIFACT_SHAPE
 
 
+# The web console's pages (app/console/): people get an HTML page there;
+# every other path keeps its JSON, unknown ones included.
+CONSOLE_PREFIX = "/console/"
+
+
+def _is_console_page() -> bool:
+    return request.blueprint == "console" or request.path == "/" or request.path.startswith(CONSOLE_PREFIX)
+
+
 def error_response(error: ApiError, *, cache_api: bool | None = None):
-    """The error as a response: /v8's flat shape or the /v1 envelope, chosen
-    by the request's path unless `cache_api` says (outside a request)."""
+    """The error as a response: /v8's flat shape, the /v1 envelope, or in the
+    console an HTML page, chosen by the request's path unless `cache_api` says
+    (outside a request)."""
+    if cache_api is None and _is_console_page():
+        response = current_app.response_class(
+            render_template("console/error.html", error=error), status=error.status, mimetype="text/html"
+        )
+        for name, value in error.headers.items():
+            response.headers[name] = value
+        return response
     shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
     response = jsonify(error_body(error, shape))
     response.status_code = error.status

@@ -18,6 +18,21 @@ _SANDBOX = ("Content-Security-Policy", "sandbox")
 # shared or not.
 _PRIVATE = ("Cache-Control", "private, no-store")
 
+# The console's HTML pages: scripts, styles and images from Hoard alone (no
+# inline script, no other origin), never framed, no referrer leaving it, and
+# never cached: each page carries the person's CSRF token.
+_CONSOLE = (
+    _NOSNIFF,
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cache-Control", "private, no-store"),
+)
+
 _HEADERS = {
     (authenticated, uploaded_content): (
         (_NOSNIFF,) + ((_SANDBOX,) if uploaded_content else ()) + ((_PRIVATE,) if authenticated else ())
@@ -29,7 +44,10 @@ _HEADERS = {
 # The routes whose body is bytes a user uploaded. The /v1 ones also go out
 # as attachments, a header built with the download (storage/base.py
 # content_disposition, for Hoard's answers and presigned GETs alike).
-UPLOADED_CONTENT_ENDPOINTS = frozenset({"cache.download", "public.signed_download", "public.link_download"})
+UPLOADED_CONTENT_ENDPOINTS = frozenset(
+    {"cache.download", "public.signed_download", "public.link_download", "console.download_artifact"}
+)
+CONSOLE_PREFIX = "/console/"
 
 
 def security_headers(*, authenticated: bool, uploaded_content: bool) -> list[tuple[str, str]]:
@@ -44,7 +62,12 @@ def security_headers(*, authenticated: bool, uploaded_content: bool) -> list[tup
 
 def _apply(response: Response) -> Response:
     headers = response.headers
-    for name, value in _HEADERS[presented_valid_key(), request.endpoint in UPLOADED_CONTENT_ENDPOINTS]:
+    uploaded_content = request.endpoint in UPLOADED_CONTENT_ENDPOINTS
+    if not uploaded_content and (request.path == "/" or request.path.startswith(CONSOLE_PREFIX)):
+        chosen = _CONSOLE
+    else:
+        chosen = _HEADERS[presented_valid_key(), uploaded_content]
+    for name, value in chosen:
         headers[name] = value
     return response
 

@@ -73,12 +73,14 @@ SELECT %(tenant)s, lpad(to_hex(k), 16, '0'), 'bench/c/' || k, 1 + mod(k::bigint 
 FROM generate_series(1, %(rows)s) AS k
 """
 PAGES = (
-    "/overview?period=24h",
-    "/overview?period=7d",
-    "/overview?period=90d",
-    "/cache",
-    "/artifacts",
-    "/keys",
+    "/console/?range=24h",
+    "/console/?range=7d",
+    "/console/?range=30d",
+    "/console/?range=90d",
+    "/console/cache",
+    "/console/artifacts",
+    "/console/sessions",
+    "/console/keys",
 )
 
 
@@ -158,7 +160,7 @@ def _page_cases(app, key: str) -> list:
     if client.get("/").status_code != 200:
         print("(no console at /: pages not timed)")
         return []
-    signed_in = client.post("/", data={"api_key": key, "csrf_token": _csrf_token(client)})
+    signed_in = client.post("/", data={"key": key, "csrf_token": _csrf_token(client)})
     assert signed_in.status_code in (302, 303), signed_in.status_code
 
     def page(path: str):

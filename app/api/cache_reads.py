@@ -105,6 +105,7 @@ def answer(environ: dict, artifact_hash: str) -> Response:
         response.headers[name] = value
     if tenant_id is not None:
         usage.count_request(tenant_id)
+        usage.key_used(digest)
     usage.flush_if_due()
     return response
 

@@ -35,6 +35,15 @@ class ApiKey(db.Model):
     last_4: Mapped[str] = mapped_column(String(4))
     created_at: Mapped[datetime] = mapped_column(default=now)
     revoked_at: Mapped[datetime | None]
+    # "admin" keys manage keys and settings in the console; "member" keys
+    # see their tenant there but change nothing.
+    role: Mapped[str] = mapped_column(String(16), server_default="member", default="member")
+    # Written at most once a minute per key and process (services/usage.py).
+    last_used_at: Mapped[datetime | None]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 class UsageMonth(db.Model):

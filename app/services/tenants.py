@@ -15,6 +15,7 @@ from .plans import PLANS
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CACHE_STATUSES = ("enabled", "disabled", "paused")
+ADMIN, MEMBER = "admin", "member"
 
 
 def create_tenant(slug: str, *, name: str | None = None, plan: str = "pro") -> Tenant:
@@ -76,10 +77,17 @@ def update_tenant(
     return tenant
 
 
-def create_key(tenant: Tenant) -> tuple[ApiKey, str]:
-    """A new key for the tenant; the plaintext is returned once and never stored."""
+def create_key(tenant: Tenant, *, admin: bool = False) -> tuple[ApiKey, str]:
+    """A new key for the tenant; the plaintext is returned once and never stored.
+
+    An admin key also manages keys and settings in the console."""
     plaintext = random_id("ak_live_", 32)
-    api_key = ApiKey(tenant_id=tenant.id, digest=key_digest(plaintext), last_4=plaintext[-4:])
+    api_key = ApiKey(
+        tenant_id=tenant.id,
+        digest=key_digest(plaintext),
+        last_4=plaintext[-4:],
+        role=ADMIN if admin else MEMBER,
+    )
     db.session.add(api_key)
     db.session.commit()
     return api_key, plaintext

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
 from ..extensions import db
-from ..models import CacheEntry, Tenant, UsageHour, UsageMonth
+from ..models import ApiKey, CacheEntry, Tenant, UsageHour, UsageMonth
 from .plans import plan_for
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,9 @@ def hour_of(moment: datetime) -> datetime:
 # The build tool of the /v8 API; the other tools' names are theirs.
 TURBO = "turbo"
 Slot = tuple[str, datetime, str]  # tenant id, hour, tool
+# A key's last use is shown in the console to the minute: each process
+# writes it at most once per KEY_USE_SECONDS per key, with the counts.
+KEY_USE_SECONDS = 60.0
 
 
 class PendingCounts:
@@ -92,6 +95,23 @@ class PendingCounts:
         self.by_slot: dict[Slot, Counter] = {}
         self.reads: Counter = Counter()
         self.last_flush = time.monotonic()
+        # Key digest -> when this process last took its use (monotonic), and
+        # the uses taken but not yet written (digest -> wall-clock time).
+        self.key_noted: dict[str, float] = {}
+        self.key_uses: dict[str, datetime] = {}
+
+    def note_key(self, digest: str) -> None:
+        moment = time.monotonic()
+        with self.lock:
+            if moment - self.key_noted.get(digest, -KEY_USE_SECONDS) < KEY_USE_SECONDS:
+                return
+            self.key_noted[digest] = moment
+            self.key_uses[digest] = now()
+
+    def take_key_uses(self) -> dict[str, datetime]:
+        with self.lock:
+            uses, self.key_uses = self.key_uses, {}
+        return uses
 
     def add(self, slot: Slot, amounts: dict[str, int]) -> None:
         with self.lock:
@@ -177,6 +197,23 @@ def count_request(tenant_id: str) -> None:
     count(tenant_id, requests=1)
 
 
+def key_used(digest: str) -> None:
+    """Note that the key with this digest answered a request; written with
+    the next flush, at most once per KEY_USE_SECONDS per key and process."""
+    pending_counts().note_key(digest)
+
+
+# Never moves last_used_at backwards (another process may have written later).
+_KEY_USED = (
+    update(ApiKey)
+    .where(
+        ApiKey.digest == bindparam("b_digest"),
+        (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < bindparam("b_at")),
+    )
+    .values(last_used_at=bindparam("b_at"))
+)
+
+
 def flush_counts() -> None:
     """Write the app's pending counts to the database, in a transaction
     of their own: never the session of the request being answered, whose
@@ -184,7 +221,8 @@ def flush_counts() -> None:
     for the next flush."""
     pending = pending_counts()
     batch, reads = pending.take()
-    if not batch and not reads:
+    key_uses = pending.take_key_uses()
+    if not batch and not reads and not key_uses:
         return
     try:
         with db.engine.begin() as connection:
@@ -206,6 +244,10 @@ def flush_counts() -> None:
                 connection.execute(
                     ADD_READS,
                     [{"b_tenant_id": t, "b_hash": h, "b_reads": n} for (t, h), n in sorted(reads.items())],
+                )
+            if key_uses:
+                connection.execute(
+                    _KEY_USED, [{"b_digest": d, "b_at": at} for d, at in sorted(key_uses.items())]
                 )
     except BaseException:
         pending.put_back(batch, reads)

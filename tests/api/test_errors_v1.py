@@ -22,7 +22,6 @@ from tests.api.helpers_v1 import assert_error, count_rows, create, reserve
         ("GET", "/v1/artifacts/art_0000000000000000/nope"),
         ("POST", "/v1/sessions/s/unseal"),
         ("GET", "/v2/artifacts"),
-        ("GET", "/"),
         ("GET", "/index.html"),
         ("GET", "/dl"),
         ("PUT", "/v1/uploads"),

@@ -62,6 +62,11 @@ def get_artifact(tenant: Tenant, artifact_id: str) -> Artifact:
     return ensure_live(find_artifact(tenant, artifact_id))
 
 
+def downloadable_artifact(tenant: Tenant, artifact_id: str) -> Artifact:
+    """The tenant's artifact while its bytes may be read (the console's download)."""
+    return ensure_downloadable(find_artifact(tenant, artifact_id))
+
+
 @dataclass
 class DownloadTicket:
     artifact: Artifact

@@ -1,0 +1,334 @@
+"""The web console through Flask's test client: sign-in and sessions, CSRF,
+roles, tenant isolation, HTML errors inside the console only, headers, and
+the key-management and artifact actions with their effect on the API."""
+
+from datetime import timedelta
+
+import pytest
+
+from app import create_app
+from app.extensions import db
+from app.models import ApiKey
+from app.services import tenants, usage
+from tests import clock
+from tests.conftest import base_overrides
+from tests.console.helpers import csrf, post, sign_in
+from tests.factories import bearer, make_artifact
+
+pytestmark = pytest.mark.storage
+
+
+@pytest.fixture
+def admin_key(tenant):
+    _, key = tenants.create_key(tenant, admin=True)
+    return key
+
+
+@pytest.fixture
+def member_key(tenant_and_key):
+    return tenant_and_key[1]
+
+
+def test_sign_in_page_is_html_with_a_strict_policy_and_a_protected_form(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    body = page.get_data(as_text=True)
+    assert 'name="csrf_token"' in body and 'name="key"' in body
+    policy = page.headers["Content-Security-Policy"]
+    assert (
+        "default-src 'none'" in policy
+        and "script-src 'self'" in policy
+        and "frame-ancestors 'none'" in policy
+    )
+    assert "unsafe-inline" not in policy
+    assert page.headers["Cache-Control"] == "private, no-store"
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "<script>" not in body  # scripts come from /console/static only
+    cookie = page.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=" in cookie
+    assert "Secure" not in cookie
+
+
+def test_the_cookie_is_secure_over_https(client):
+    page = client.get("/", base_url="https://localhost")
+    assert "Secure" in page.headers["Set-Cookie"]
+
+
+def test_sign_in_browse_and_sign_out(client, tenant, member_key):
+    artifact = make_artifact(tenant, b"x", filename="report.txt")
+    assert client.get("/console/artifacts").status_code == 302  # no session yet
+    response = sign_in(client, member_key)
+    assert response.headers["Location"].endswith("/console/")
+    assert client.get("/").status_code == 302  # signed in: / goes to the overview
+    listing = client.get("/console/artifacts")
+    assert listing.status_code == 200
+    assert "report.txt" in listing.get_data(as_text=True)
+    detail = client.get(f"/console/artifacts/{artifact.id}")
+    assert artifact.id in detail.get_data(as_text=True)
+    download = client.get(f"/console/artifacts/{artifact.id}/download")
+    assert download.status_code == 200 and download.data == b"x"
+    assert download.headers["Content-Security-Policy"] == "sandbox"
+    assert "attachment" in download.headers["Content-Disposition"]
+    out = post(client, "/console/sign-out")
+    assert out.status_code == 303
+    assert client.get("/console/artifacts").status_code == 302
+
+
+def test_a_wrong_key_is_refused_with_the_form_again(client, member_key):
+    for key in ("ak_live_" + "0" * 32, "not a key", ""):
+        response = client.post("/", data={"key": key, "csrf_token": csrf(client)})
+        assert response.status_code == 401
+        body = response.get_data(as_text=True)
+        assert "not valid" in body and 'name="key"' in body
+    assert client.get("/console/artifacts").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "path, data",
+    [
+        ("/", {"key": "KEY"}),
+        ("/console/sign-out", {}),
+        ("/console/keys", {"role": "admin"}),
+        ("/console/cache", {"cache_status": "disabled", "cache_retention_days": "3"}),
+    ],
+)
+@pytest.mark.parametrize("token", [None, "forged"])
+def test_posts_without_the_session_token_are_refused(client, tenant, admin_key, path, data, token):
+    sign_in(client, admin_key)
+    data = {name: admin_key if value == "KEY" else value for name, value in data.items()}
+    if token is not None:
+        data["csrf_token"] = token
+    response = client.post(path, data=data)
+    assert response.status_code == 403
+    assert response.mimetype == "text/html"
+    assert "did not come from the console" in response.get_data(as_text=True)
+    db.session.refresh(tenant)
+    assert tenant.cache_status == "enabled"
+    assert len(tenants.list_keys(tenant)) == 2
+    assert client.get("/console/artifacts").status_code == 200  # still signed in
+
+
+def test_a_token_from_before_sign_in_is_not_the_session_token(client, admin_key):
+    before = csrf(client)
+    sign_in(client, admin_key)
+    assert client.post("/console/keys", data={"role": "member", "csrf_token": before}).status_code == 403
+
+
+def test_a_member_key_sees_but_cannot_manage(client, tenant, member_key):
+    artifact = make_artifact(tenant)
+    sign_in(client, member_key)
+    keys = client.get("/console/keys")
+    assert keys.status_code == 403 and keys.mimetype == "text/html"
+    assert "admin key" in keys.get_data(as_text=True)
+    assert "/console/keys" not in client.get("/console/artifacts").get_data(as_text=True)
+    for path, data in [
+        ("/console/keys", {"role": "member"}),
+        ("/console/keys/1/revoke", {}),
+        ("/console/cache", {"cache_status": "disabled", "cache_retention_days": "3"}),
+        (f"/console/artifacts/{artifact.id}/delete", {}),
+        (f"/console/artifacts/{artifact.id}/links", {"days": "1"}),
+    ]:
+        assert post(client, path, data).status_code == 403, path
+    db.session.refresh(tenant)
+    assert tenant.cache_status == "enabled"
+    assert len(tenants.list_keys(tenant)) == 1
+
+
+def test_an_admin_creates_and_revokes_keys_and_the_api_follows(client, tenant, admin_key):
+    sign_in(client, admin_key)
+    created = post(client, "/console/keys", {"role": "member"}, token_from="/console/keys")
+    assert created.status_code == 200
+    body = created.get_data(as_text=True)
+    plaintext = body.split('id="new-key" class="copy-source" readonly value="')[1].split('"')[0]
+    assert client.get("/v1/whoami", headers=bearer(plaintext)).status_code == 200
+    new_id = db.session.scalar(db.select(ApiKey.id).where(ApiKey.last_4 == plaintext[-4:]))
+    again = client.get("/console/keys").get_data(as_text=True)
+    assert plaintext not in again  # shown once
+    revoked = post(client, f"/console/keys/{new_id}/revoke", token_from="/console/keys")
+    assert revoked.status_code == 303
+    assert client.get("/v1/whoami", headers=bearer(plaintext)).status_code == 401
+    assert "revoked" in client.get(f"/console/keys?revoked={new_id}").get_data(as_text=True)
+
+
+def test_revoking_the_sessions_own_key_ends_the_session(client, tenant, admin_key):
+    sign_in(client, admin_key)
+    own = db.session.scalar(db.select(ApiKey.id).where(ApiKey.last_4 == admin_key[-4:]))
+    assert post(client, f"/console/keys/{own}/revoke", token_from="/console/keys").status_code == 303
+    assert client.get("/console/keys").status_code == 302
+
+
+def test_a_revoked_key_ends_its_session_at_the_next_request(client, tenant, member_key):
+    sign_in(client, member_key)
+    assert client.get("/console/artifacts").status_code == 200
+    key_id = db.session.scalar(db.select(ApiKey.id).where(ApiKey.last_4 == member_key[-4:]))
+    tenants.revoke_key(tenant, key_id)
+    assert client.get("/console/artifacts").status_code == 302
+
+
+def test_a_session_expires(client, app, member_key):
+    sign_in(client, member_key)
+    clock.advance(timedelta(seconds=app.config["CONSOLE_SESSION_SECONDS"] + 1))
+    assert client.get("/console/artifacts").status_code == 302
+
+
+def test_a_session_sees_only_its_own_tenant(client, tenant, member_key, other):
+    mine = make_artifact(tenant, filename="mine.txt")
+    theirs = make_artifact(other[0], filename="theirs.txt", session_id="their-session")
+    sign_in(client, member_key)
+    listing = client.get("/console/artifacts").get_data(as_text=True)
+    assert "mine.txt" in listing and "theirs.txt" not in listing
+    assert "theirs.txt" not in client.get("/console/artifacts?session_id=their-session").get_data(
+        as_text=True
+    )
+    assert "their-session" not in client.get("/console/sessions").get_data(as_text=True)
+    for path in (f"/console/artifacts/{theirs.id}", f"/console/artifacts/{theirs.id}/download"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.mimetype == "text/html", path
+    assert mine.id in client.get(f"/console/artifacts/{mine.id}").get_data(as_text=True)
+
+
+def test_errors_are_html_in_the_console_and_json_elsewhere(client, member_key):
+    sign_in(client, member_key)
+    inside = client.get("/console/no-such-page")
+    assert inside.status_code == 404 and inside.mimetype == "text/html"
+    outside = client.get("/no-such-page")
+    assert outside.status_code == 404 and outside.is_json
+    assert outside.json["error"]["code"] == "not_found"
+    bad = client.get("/console/artifacts?created_after=yesterday")
+    assert bad.status_code == 400 and bad.mimetype == "text/html"
+    assert "created_after must be an ISO-8601 timestamp" in bad.get_data(as_text=True)
+    assert client.get("/v1/whoami").is_json  # the APIs keep JSON errors
+
+
+def test_artifact_filters_and_cursors_match_the_api(client, tenant, member_key):
+    for index in range(5):
+        make_artifact(
+            tenant,
+            filename=f"f{index}.txt",
+            session_id="s1" if index % 2 else "s2",
+            agent_id="bot",
+            metadata={"branch": "main" if index < 3 else "dev"},
+        )
+        clock.advance(timedelta(seconds=1))
+    sign_in(client, member_key)
+    page = client.get("/console/artifacts?meta=branch%3Dmain&session_id=s2").get_data(as_text=True)
+    assert "f0.txt" in page and "f2.txt" in page and "f1.txt" not in page and "f3.txt" not in page
+    first = client.get("/console/artifacts?limit=2").get_data(as_text=True)
+    assert "f4.txt" in first and "f3.txt" in first and "f2.txt" not in first
+    next_href = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    second = client.get(next_href).get_data(as_text=True)
+    assert "f2.txt" in second and "f1.txt" in second and "f4.txt" not in second
+    sessions = client.get("/console/sessions").get_data(as_text=True)
+    assert "s1" in sessions and "s2" in sessions
+
+
+def test_sealed_sessions_are_marked(client, tenant, member_key, auth):
+    make_artifact(tenant, session_id="done")
+    make_artifact(tenant, session_id="open-one")
+    assert client.post("/v1/sessions/done/seal", headers=auth).status_code == 200
+    sign_in(client, member_key)
+    body = client.get("/console/sessions").get_data(as_text=True)
+    done_row = body.split(">done<")[1].split("</tr>")[0]
+    open_row = body.split(">open-one<")[1].split("</tr>")[0]
+    assert "sealed" in done_row and "sealed" not in open_row
+
+
+def test_an_admin_links_and_deletes_an_artifact(client, tenant, admin_key):
+    artifact = make_artifact(tenant, b"shared bytes")
+    sign_in(client, admin_key)
+    token_page = f"/console/artifacts/{artifact.id}"
+    linked = post(client, f"/console/artifacts/{artifact.id}/links", {"days": "2"}, token_from=token_page)
+    assert linked.status_code == 200
+    url = (
+        linked.get_data(as_text=True)
+        .split('id="link-url" class="copy-source" readonly value="')[1]
+        .split('"')[0]
+    )
+    assert "/dl/lnk_" in url
+    assert client.get(url[url.index("/dl/") :]).data == b"shared bytes"
+    deleted = post(client, f"/console/artifacts/{artifact.id}/delete", token_from=token_page)
+    assert deleted.status_code == 303
+    assert client.get(url[url.index("/dl/") :]).status_code == 410
+    assert client.get(token_page).status_code == 410
+
+
+def test_an_admin_changes_cache_settings(client, tenant, admin_key, member_key):
+    sign_in(client, admin_key)
+    data = {"cache_status": "paused", "cache_retention_days": "9", "cache_max_bytes": "2GiB"}
+    assert post(client, "/console/cache", data, token_from="/console/artifacts").status_code == 303
+    db.session.refresh(tenant)
+    assert (tenant.cache_status, tenant.cache_retention_days, tenant.cache_max_bytes) == (
+        "paused",
+        9,
+        2 * 1024**3,
+    )
+    bad = post(client, "/console/cache", {**data, "cache_retention_days": "0"})
+    assert bad.status_code == 400 and "retention" in bad.get_data(as_text=True)
+    cleared = post(client, "/console/cache", {**data, "cache_max_bytes": ""})
+    assert cleared.status_code == 303
+    db.session.refresh(tenant)
+    assert tenant.cache_max_bytes is None
+
+
+def test_failed_sign_ins_are_rate_limited_per_address(app, tmp_path, member_key):
+    overrides = base_overrides(tmp_path, app.config["SQLALCHEMY_DATABASE_URI"])
+    overrides.update(RATE_LIMIT_ANONYMOUS="4 per minute")
+    limited = create_app(overrides)
+    try:
+        client = limited.test_client()
+        token = csrf(client)  # 1
+        wrong = {"key": "ak_live_" + "1" * 32, "csrf_token": token}
+        assert [client.post("/", data=wrong).status_code for _ in range(3)] == [401, 401, 401]
+        refused = client.post("/", data=wrong)
+        assert refused.status_code == 429 and refused.mimetype == "text/html"
+        assert "Retry-After" in refused.headers
+        # Refused before the key is looked at: a right key gets no answer either.
+        assert client.post("/", data={"key": member_key, "csrf_token": token}).status_code == 429
+        # A session does not lend its tenant's budget to more attempts.
+        signed_in = limited.test_client()
+        signed_in.environ_base["REMOTE_ADDR"] = "10.1.1.1"
+        sign_in(signed_in, member_key)  # 2 of this address's 4
+        attempts = [
+            signed_in.post(
+                "/", data={"key": wrong["key"], "csrf_token": csrf(signed_in, "/console/sessions")}
+            )
+            for _ in range(3)
+        ]
+        assert [response.status_code for response in attempts] == [401, 401, 429]
+        other_address = limited.test_client()
+        assert other_address.get("/", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 200
+    finally:
+        with limited.app_context():
+            db.engine.dispose()
+
+
+def test_keys_record_their_last_use_at_most_once_a_minute(client, tenant, auth, member_key):
+    key = db.session.scalar(db.select(ApiKey).where(ApiKey.last_4 == member_key[-4:]))
+    assert key.last_used_at is None
+    assert client.get("/v1/whoami", headers=auth).status_code == 200
+    usage.flush_counts()
+    db.session.refresh(key)
+    first = key.last_used_at
+    assert first is not None
+    clock.advance(timedelta(seconds=30))
+    assert client.get("/v1/whoami", headers=auth).status_code == 200
+    assert usage.pending_counts().key_uses == {}  # noted a moment ago: nothing to write
+    usage.flush_counts()
+    db.session.refresh(key)
+    assert key.last_used_at == first
+
+
+def test_cli_makes_admin_keys_and_demo_makes_an_admin(runner, tenant):
+    result = runner.invoke(args=["keys", "create", tenant.slug, "--admin"])
+    assert result.exit_code == 0 and "admin key" in result.output
+    listed = runner.invoke(args=["keys", "list", tenant.slug]).output
+    assert "\tadmin\t" in listed and "\tmember\t" in listed
+    demo = runner.invoke(args=["demo", "--slug", "demo-co"])
+    assert demo.exit_code == 0, demo.output
+    demo_tenant = tenants.get_tenant("demo-co")
+    assert [key.role for key in tenants.list_keys(demo_tenant)] == ["admin"]
+
+
+def test_existing_keys_stay_members(tenant, member_key):
+    assert [key.role for key in tenants.list_keys(tenant)] == ["member"]

@@ -17,7 +17,7 @@ migrate: $(BIN)/activate
 	$(BIN)/flask db upgrade
 
 run: migrate
-	$(BIN)/flask demo
+	$(BIN)/flask demo --url http://127.0.0.1:8000
 	@echo "Serving on http://127.0.0.1:8000 (Ctrl-C to stop)"
 	$(BIN)/gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8000 wsgi:app
 

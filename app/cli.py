@@ -139,20 +139,35 @@ def revoke_key(slug: str, key_id: int):
 
 @click.command("demo")
 @click.option("--slug", default="demo", show_default=True)
-def demo(slug: str):
-    """Create the demo tenant and its key, printing the key this one time."""
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Where it answers.")
+def demo(slug: str, url: str):
+    """Create the demo tenant and its admin key, printing the key this one
+    time, then where the console is and how to point turbo at the server."""
     try:
         tenant = tenant_service.get_tenant(slug)
     except ApiError:
         tenant = tenant_service.create_tenant(slug, name="Demo")
-        # An admin key: it signs in to the console at / and manages it all.
+        # An admin key: it signs in to the console and manages it all.
         _, plaintext = tenant_service.create_key(tenant, admin=True)
         click.echo(f"demo tenant: {tenant.slug} ({tenant.id})")
         click.echo(f"admin API key (shown once, store it now): {plaintext}")
-        click.echo("sign in to the web console at / with this key")
-        return
+    else:
+        plaintext = None
+        click.echo(f"demo tenant: {tenant.slug} ({tenant.id}) exists; its key was printed when it was made")
+        click.echo(f"(a new one: .venv/bin/flask keys create {slug} --admin)")
+    key = plaintext or "<your key>"
     click.echo(
-        f"demo tenant: {tenant.slug} ({tenant.id}) exists; `flask keys create {slug} --admin` makes a key"
+        f"""
+web console: {url}/  (sign in with the key)
+next, in your monorepo:
+  export TURBO_API={url}
+  export TURBO_TOKEN={key}
+  export TURBO_TEAM={tenant.slug}
+  npx turbo run build        # run it twice: the second build replays from Hoard
+Artifacta SDK and CLI:
+  export ARTIFACTA_API_URL={url}
+  export ARTIFACTA_API_KEY={key}
+"""
     )
 
 

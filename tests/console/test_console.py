@@ -332,3 +332,21 @@ def test_cli_makes_admin_keys_and_demo_makes_an_admin(runner, tenant):
 
 def test_existing_keys_stay_members(tenant, member_key):
     assert [key.role for key in tenants.list_keys(tenant)] == ["member"]
+
+
+def test_demo_prints_the_console_and_the_exports_filled_in(runner, client):
+    result = runner.invoke(args=["demo", "--slug", "demo-co", "--url", "http://hoard.test:8000"])
+    assert result.exit_code == 0, result.output
+    key = result.output.split("admin API key (shown once, store it now): ")[1].split()[0]
+    assert "web console: http://hoard.test:8000/" in result.output
+    for line in (
+        "export TURBO_API=http://hoard.test:8000",
+        f"export TURBO_TOKEN={key}",
+        "export TURBO_TEAM=demo-co",
+        f"export ARTIFACTA_API_KEY={key}",
+    ):
+        assert line in result.output
+    # the printed key is the tenant's, and works
+    assert client.get("/v8/artifacts/status", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    again = runner.invoke(args=["demo", "--slug", "demo-co"])
+    assert again.exit_code == 0 and key not in again.output and "export TURBO_TEAM=demo-co" in again.output

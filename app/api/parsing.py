@@ -79,6 +79,14 @@ def cache_query_hashes(*, max_hashes: int) -> list[str]:
     return hashes
 
 
+def bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, any token
+    (API keys have their own rule in auth.py), or None."""
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def header_int(name: str, *, default: int = 0) -> int:
     value = request.headers.get(name)
     if value in (None, ""):

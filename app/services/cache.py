@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .. import metrics
 from ..clock import now
 from ..errors import (
     Conflict,
@@ -174,10 +175,12 @@ def put_entry(
         )
     except BodyTooLarge as exc:
         if quota_bound:
+            metrics.upload_aborted("over_quota")
             raise OverLimit() from None
         raise refused_body(exc, what="artifacts") from None
     except IncompleteBody as exc:
         raise refused_body(exc, what="artifacts") from None
+    metrics.bytes_uploaded(stored.size)
     try:
         replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers, lease)
     except BaseException:
@@ -284,6 +287,7 @@ def open_read(
     validate_hash(artifact_hash)
     _require_usable(read.team)
     tenant_id = read.team.id
+    method = "GET" if with_body else "HEAD"
     # A concurrent PUT may replace the object between reading the row and
     # opening the body; the row read again then names the new object. Each
     # retry means another PUT completed meanwhile, so this ends unless the
@@ -293,6 +297,7 @@ def open_read(
         if entry is None:
             if with_body:
                 usage.count(tenant_id, cache_misses=1)
+            metrics.cache_lookup(method, hit=False)
             raise NotFound("Artifact not found.")
         _touch(connection, tenant_id, artifact_hash, entry.last_read_at)
         try:
@@ -310,7 +315,9 @@ def open_read(
             continue
         if with_body:
             usage.count(tenant_id, cache_hits=1, cache_bytes_served=entry.size_bytes)
+        metrics.cache_lookup(method, hit=True)
         return CacheDownload(entry=entry, download=download)
+    metrics.cache_lookup(method, hit=False)
     raise NotFound("Artifact not found.")
 
 

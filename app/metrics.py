@@ -78,7 +78,8 @@ RATE_LIMITED = Counter(
 )
 UPLOADS_ABORTED = Counter(
     "hoard_uploads_aborted_total",
-    "Uploads whose body was refused as it streamed, by API and reason (too_large, incomplete).",
+    "Uploads that ended before their bytes were stored, by API and reason (too_large, over_quota: "
+    "refused as the body streamed; incomplete, disconnected: the body stopped short).",
     ("api", "reason"),
 )
 

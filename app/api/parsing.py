@@ -20,7 +20,7 @@ from flask import current_app, request
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
-from .. import b64url
+from .. import b64url, metrics
 from ..errors import FileTooLarge, InvalidRequest
 from ..services import validation
 from ..services.artifacts.reads import ListFilters, is_artifact_id
@@ -276,7 +276,7 @@ class _RequestBody:
         try:
             return self._stream.read(size)
         except (OSError, ClientDisconnected):
-            raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
+            raise _broken() from None
 
     def readinto(self, buffer) -> int:
         if not hasattr(self._stream, "readinto"):
@@ -286,7 +286,12 @@ class _RequestBody:
         try:
             return self._stream.readinto(buffer)
         except (OSError, ClientDisconnected):
-            raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
+            raise _broken() from None
+
+
+def _broken() -> InvalidRequest:
+    metrics.upload_aborted("disconnected")
+    return InvalidRequest("the body could not be read to its end; nothing was stored")
 
 
 def body_stream() -> BinaryIO:

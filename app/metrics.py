@@ -28,9 +28,13 @@ ROUTE_KEY = "hoard.metrics.route"
 UNMATCHED_ROUTE = "unmatched"
 
 # The API a path belongs to, by prefix, first match wins: add a line for a new
-# API. Paths under none of them (health, the OpenAPI document) are "other".
+# API (above any shorter prefix of it; a build tool's under /cache/<tool>/ as
+# ("/cache/<tool>/", "<tool>")). Paths under none (health, the OpenAPI
+# document) are "other". The labels are these fixed names, never the path.
 API_PREFIXES: tuple[tuple[str, str], ...] = (
     ("/v8/", "v8"),
+    ("/v1/cache/", "nx"),  # Nx's self-hosted remote cache API
+    ("/cache/", "cache"),
     ("/v1/uploads/", "public"),
     ("/v1/blobs/", "public"),
     ("/dl/", "public"),

@@ -216,3 +216,30 @@ def test_storage_per_tenant_at_scrape_time(server):
     samples = scrape(server)
     assert value(samples, "hoard_tenant_storage_objects", tenant=tenant.slug, kind="cache") == 4
     assert value(samples, "hoard_tenant_storage_bytes", tenant=tenant.slug, kind="cache") == 4 * SIZE
+
+
+def test_start_up_empties_the_directory_and_metrics_off_makes_no_files(new_postgres_database, tmp_path):
+    var_dir = tmp_path / "hoard"
+    leftover = var_dir / "metrics" / "counter_1.db"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"a previous server's counts")
+    env = {"RATELIMIT_STORAGE_URI": services_env.REDIS_URL, "METRICS_TOKEN": TOKEN}
+    with HoardServer(
+        var_dir=var_dir, database_url=new_postgres_database(), workers=2, env_overrides=env
+    ) as hoard:
+        assert not leftover.exists()
+        assert value(scrape(hoard), "hoard_tenants") == 0
+
+    quiet = tmp_path / "quiet"
+    env = {**env, "METRICS": "off"}
+    with HoardServer(
+        var_dir=quiet, database_url=new_postgres_database(), workers=2, env_overrides=env
+    ) as hoard:
+        tenant = hoard.create_tenant("quiet")
+        assert send(hoard, [("PUT", "abc123", b"x")], tenant.key) == [202]
+        assert send(hoard, [("GET", "abc123", None)], tenant.key) == [200]
+        response = requests.get(
+            f"{hoard.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        )
+        assert response.status_code == 404
+        assert not (quiet / "metrics").exists()

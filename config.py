@@ -150,6 +150,19 @@ class Config:
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
+    # Prometheus metrics (app/metrics.py, GET /metrics). METRICS turns the
+    # instrumentation on or off; /metrics answers only with METRICS_TOKEN set
+    # (a bearer token, unset: 404), and without it nothing is counted either.
+    METRICS_ENABLED = _bool("METRICS", True)
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    # Where gunicorn's workers keep their counts (prometheus_client's
+    # multiprocess mode); gunicorn.conf.py creates and empties it at start.
+    METRICS_MULTIPROC_DIR = os.environ.get("METRICS_MULTIPROC_DIR") or str(VAR_DIR / "metrics")
+    # Storage per tenant carries a tenant label only while there are at most
+    # this many tenants: past it, only the totals are exported, so a large
+    # installation cannot blow up the number of series. 0: totals only.
+    METRICS_TENANT_LABEL_LIMIT = _int("METRICS_TENANT_LABEL_LIMIT", 100)
+
     # gunicorn's access log, read by gunicorn.conf.py: "-" (stdout), a file
     # path, or "off" when something in front (nginx) logs every request
     # already: writing the line costs 8-13% of a small request. The format is

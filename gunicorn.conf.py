@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import multiprocessing
 import os
+from pathlib import Path
 
 from config import WORKER_THREADS, Config
 
@@ -41,6 +42,21 @@ if Config.ACCESS_LOG_FORMAT:
     access_log_format = Config.ACCESS_LOG_FORMAT
 logger_class = "app.access_log.RedactingLogger"
 
+# Metrics across workers (prometheus_client's multiprocess mode): each worker
+# writes its counts to files in one directory and /metrics adds them up.
+# prometheus_client takes that directory from PROMETHEUS_MULTIPROC_DIR, read
+# from the environment when it is first imported and when each series is
+# made; it has no other way to be told. gunicorn reads this file in the
+# master before it loads the worker class (which imports the app, and with it
+# prometheus_client) and before it forks a worker, so the value set here from
+# config.py is the one every worker inherits. With metrics off it is removed,
+# so a stray variable in the environment cannot switch the mode on.
+METRICS_DIR = Config.METRICS_MULTIPROC_DIR if Config.METRICS_ENABLED and Config.METRICS_TOKEN else None
+if METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 
 # glibc's mallopt(3) parameters.
 M_ARENA_MAX = -8
@@ -65,6 +81,13 @@ def on_starting(server):
             "the rate limits across processes. Set RATELIMIT_STORAGE_URI=redis://... (production), "
             "or run one worker (WEB_CONCURRENCY=1)."
         )
+    if METRICS_DIR:
+        # Files left by a previous server would be added to this one's counts
+        # (and a recycled pid would continue a dead worker's file): start empty.
+        directory = Path(METRICS_DIR)
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob("*.db"):
+            leftover.unlink()
     # After one large transfer, workers stayed 30-45 MB above their idle size,
     # for two reasons in glibc's allocator. Each thread that allocates under
     # contention gets an arena of its own (up to 8 per CPU), and an arena keeps
@@ -96,3 +119,13 @@ def worker_exit(server, worker):
     from app.services.usage import flush_in
 
     flush_in(worker.wsgi)
+
+
+def child_exit(server, worker):
+    # A dead worker's counters stay in its file and keep counting toward the
+    # sums (Prometheus sees no drop); what only a live process may report is
+    # removed with it.
+    if METRICS_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, METRICS_DIR)

@@ -6,8 +6,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
 
-from . import cli, console, headers, ratelimit, request_counter, transactions
+from . import cli, console, headers, metrics, ratelimit, request_counter, transactions
 from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1
+from .api import metrics as metrics_api
 from .api.cache_reads import CacheReads
 from .errors import register_error_handlers
 from .extensions import db, migrate
@@ -42,6 +43,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     app.wsgi_app = FastInputMiddleware(app.wsgi_app)
+    # Outermost, so that it times and counts every request the app answers.
+    metrics.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
     init_storage(app)
@@ -56,7 +59,16 @@ def create_app(overrides: dict | None = None) -> Flask:
     # for a trailing or doubled slash.
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
-    for blueprint in (cache_v8.bp, artifacts_v1.bp, sessions_v1.bp, account_v1.bp, public.bp, docs.bp):
+    blueprints = (
+        cache_v8.bp,
+        artifacts_v1.bp,
+        sessions_v1.bp,
+        account_v1.bp,
+        public.bp,
+        docs.bp,
+        metrics_api.bp,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     cli.init_app(app)
     return app

@@ -13,6 +13,7 @@ import re
 from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from . import metrics
 from .access_log import redact
 from .extensions import db
 from .storage.base import BodyTooLarge, IncompleteBody
@@ -143,6 +144,7 @@ class InternalError(ApiError):
 def refused_body(exc: BodyTooLarge | IncompleteBody, *, what: str) -> ApiError:
     """A body storage refused as it streamed: over `what`'s limit, or shorter
     than announced. Either way nothing was stored."""
+    metrics.upload_aborted("too_large" if isinstance(exc, BodyTooLarge) else "incomplete")
     if isinstance(exc, BodyTooLarge):
         return FileTooLarge(f"{what} may be at most {exc.max_size} bytes")
     return InvalidRequest(f"the body ended after {exc.received} of {exc.expected} bytes; nothing was stored")

@@ -28,6 +28,7 @@ from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
+from . import metrics
 from .auth import current_principal
 from .errors import RateLimited, ServiceUnavailable
 
@@ -155,13 +156,13 @@ class RateLimits:
         return self.enabled and self._storage.__class__.__name__ == "MemoryStorage"
 
     def charge_tenant(self, tenant_id: str) -> Outcome | None:
-        return self.charge(f"tenant:{tenant_id}", self.tenant_limits)
+        return _counted(self.charge(f"tenant:{tenant_id}", self.tenant_limits), "tenant")
 
     def charge_anonymous(self, address: str | None) -> Outcome | None:
-        return self.charge(f"addr:{address}", self.anonymous_limits)
+        return _counted(self.charge(f"addr:{address}", self.anonymous_limits), "anonymous")
 
     def charge_public(self, address: str | None) -> Outcome | None:
-        return self.charge(f"public:{address}", self.public_limits)
+        return _counted(self.charge(f"public:{address}", self.public_limits), "public")
 
     def charge(self, identity: str, limits: tuple[RateLimitItem, ...]) -> Outcome | None:
         """Count one request against every limit, or refuse it and count nothing."""
@@ -204,6 +205,12 @@ class RateLimits:
                 stats = strategy.get_window_stats(item, *identifiers)
                 windows.append((item, stats.remaining, stats.reset_time))
         return _outcome(allowed, windows)
+
+
+def _counted(outcome: Outcome | None, limit: str) -> Outcome | None:
+    if outcome is not None and not outcome.allowed:
+        metrics.rate_limited(limit)
+    return outcome
 
 
 def _outcome(allowed: bool, windows: list[tuple[RateLimitItem, int, float]]) -> Outcome:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from flask import Flask
 from werkzeug import Response
 
-from .. import auth
+from .. import auth, metrics
 from ..errors import ApiError, InternalError, Unauthorized, error_response
 from ..extensions import db
 from ..headers import security_headers
@@ -31,6 +31,9 @@ PREFIX = "/v8/artifacts/"
 # Under PREFIX, what Flask routes itself: the status, and the bare prefix
 # (the POST-only query route, whose 405 Flask writes).
 NOT_ARTIFACTS = frozenset({"status", ""})
+# The Flask rule of these reads (api/cache_v8.py), so that the metrics label
+# them alike whichever way they are answered.
+ROUTE = "/v8/artifacts/<path:artifact_hash>"
 READ_METHODS = frozenset({"GET", "HEAD"})
 ENTRY_HEADERS = (
     ("x-artifact-tag", "tag"),
@@ -53,6 +56,7 @@ class CacheReads:
             and path.startswith(PREFIX)
             and path[len(PREFIX) :] not in NOT_ARTIFACTS
         ):
+            environ[metrics.ROUTE_KEY] = ROUTE
             with self.app.app_context():
                 response = answer(environ, path[len(PREFIX) :])
             return response(environ, start_response)

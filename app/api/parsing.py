@@ -20,7 +20,7 @@ from flask import current_app, request
 from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
-from .. import b64url
+from .. import b64url, metrics
 from ..errors import FileTooLarge, InvalidRequest
 from ..services import validation
 from ..services.artifacts.reads import ListFilters, is_artifact_id
@@ -77,6 +77,14 @@ def cache_query_hashes(*, max_hashes: int) -> list[str]:
     ):
         raise InvalidRequest(f"'hashes' must be a list of 1 to {max_hashes} strings")
     return hashes
+
+
+def bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, any token
+    (API keys have their own rule in auth.py), or None."""
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def header_int(name: str, *, default: int = 0) -> int:
@@ -268,7 +276,7 @@ class _RequestBody:
         try:
             return self._stream.read(size)
         except (OSError, ClientDisconnected):
-            raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
+            raise _broken() from None
 
     def readinto(self, buffer) -> int:
         if not hasattr(self._stream, "readinto"):
@@ -278,7 +286,12 @@ class _RequestBody:
         try:
             return self._stream.readinto(buffer)
         except (OSError, ClientDisconnected):
-            raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
+            raise _broken() from None
+
+
+def _broken() -> InvalidRequest:
+    metrics.upload_aborted("disconnected")
+    return InvalidRequest("the body could not be read to its end; nothing was stored")
 
 
 def body_stream() -> BinaryIO:

@@ -5,6 +5,7 @@ from typing import BinaryIO
 from flask import Response, request
 from werkzeug.wsgi import wrap_file
 
+from .. import metrics
 from ..services.downloads import Download
 from ..storage.base import content_disposition
 
@@ -43,6 +44,9 @@ def _decorate(environ, response, size, headers, download_name, ranges, set_lengt
         response.headers["Content-Disposition"] = content_disposition(download_name)
     if ranges:
         response = response.make_conditional(environ, accept_ranges=True, complete_length=size)
+    if environ["REQUEST_METHOD"] != "HEAD" and response.status_code in (200, 206):
+        # What the body will hold: the object, or the range asked for.
+        metrics.bytes_served(size if response.content_length is None else response.content_length)
     return response
 
 

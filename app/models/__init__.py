@@ -2,6 +2,7 @@
 
 from .artifact import Artifact, ArtifactMeta, Blob, IdempotencyRecord
 from .cache import CacheEntry, CacheEvent
+from .gc import GcTotal
 from .lease import UploadLease
 from .link import Link
 from .session import Session
@@ -14,6 +15,7 @@ __all__ = [
     "Blob",
     "CacheEntry",
     "CacheEvent",
+    "GcTotal",
     "IdempotencyRecord",
     "Link",
     "Session",

@@ -20,10 +20,13 @@ class Tenant(db.Model):
     cache_retention_days: Mapped[int] = mapped_column(Integer, default=30)
     cache_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
     storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    # Bytes stored, kept by database triggers on blobs and cache_entries (see
-    # the migration 5e1f0c2a7b31): never written by the application.
+    # Bytes and objects stored, kept by database triggers on blobs and
+    # cache_entries (see the migrations 5e1f0c2a7b31 and 8a4d2b6c1e90): never
+    # written by the application.
     blob_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
     cache_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    blob_count: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    cache_count: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
 
 
 class ApiKey(db.Model):

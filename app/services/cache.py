@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .. import metrics
 from ..clock import now
 from ..errors import (
     Conflict,
@@ -175,10 +176,12 @@ def put_entry(
         )
     except BodyTooLarge as exc:
         if quota_bound:
+            metrics.upload_aborted("over_quota")
             raise OverLimit() from None
         raise refused_body(exc, what="artifacts") from None
     except IncompleteBody as exc:
         raise refused_body(exc, what="artifacts") from None
+    metrics.bytes_uploaded(stored.size)
     try:
         replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers, lease)
     except BaseException:
@@ -285,6 +288,7 @@ def open_read(
     validate_hash(artifact_hash)
     _require_usable(read.team)
     tenant_id = read.team.id
+    method = "GET" if with_body else "HEAD"
     # A concurrent PUT may replace the object between reading the row and
     # opening the body; the row read again then names the new object. Each
     # retry means another PUT completed meanwhile, so this ends unless the
@@ -294,6 +298,7 @@ def open_read(
         if entry is None:
             if with_body:
                 usage.count(tenant_id, cache_misses=1)
+            metrics.cache_lookup(method, hit=False)
             raise NotFound("Artifact not found.")
         _touch(connection, tenant_id, artifact_hash, entry.last_read_at)
         try:
@@ -312,7 +317,9 @@ def open_read(
         if with_body:
             usage.count(tenant_id, cache_hits=1, cache_bytes_served=entry.size_bytes)
             usage.count_read(tenant_id, artifact_hash)
+        metrics.cache_lookup(method, hit=True)
         return CacheDownload(entry=entry, download=download)
+    metrics.cache_lookup(method, hit=False)
     raise NotFound("Artifact not found.")
 
 

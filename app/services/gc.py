@@ -30,7 +30,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, or_, select, union_all
+from sqlalchemy import and_, delete, exists, func, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
 
@@ -41,6 +41,7 @@ from ..models import (
     Blob,
     CacheEntry,
     CacheEvent,
+    GcTotal,
     IdempotencyRecord,
     Link,
     Tenant,
@@ -136,7 +137,42 @@ def collect(
         report.abandoned_uploads = sweep_abandoned_uploads()
     report.orphans = sweep_orphans(now=now, dry_run=dry_run)
     report.records = purge_records(now=now, dry_run=dry_run)
+    if not dry_run:
+        record_run(report, now=now)
     return report
+
+
+def record_run(report: GcReport, *, now: datetime) -> None:
+    """Add a run's tallies to gc_totals, which /metrics exports.
+
+    In the database rather than in the process's metrics: gc usually runs as
+    a process of its own (Procfile's worker, a cron job), possibly on another
+    machine, and its counts must reach every server's /metrics and outlive
+    all of them. Concurrent runs each add theirs: a missing row is inserted
+    first (a run that loses that race finds it made), then added to.
+    """
+    tallies = [(category, tally) for category, tally in report.categories() if tally is not None]
+    present = set(db.session.scalars(select(GcTotal.category)))
+    for category, _ in tallies:
+        if category not in present:
+            db.session.add(GcTotal(category=category, runs=0, objects=0, bytes=0))
+            try:
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+    for category, tally in tallies:
+        db.session.execute(
+            update(GcTotal)
+            .where(GcTotal.category == category)
+            .values(
+                runs=GcTotal.runs + 1,
+                objects=GcTotal.objects + tally.count,
+                bytes=GcTotal.bytes + tally.bytes,
+                last_run_at=now,
+            ),
+            execution_options=_NO_WRITE_SYNC,
+        )
+    db.session.commit()
 
 
 # -- records -------------------------------------------------------------------

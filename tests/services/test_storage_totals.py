@@ -24,19 +24,31 @@ pytestmark = pytest.mark.storage
 
 
 def assert_totals_are_the_sums() -> None:
+    """Bytes and object counts alike (the counts are /metrics')."""
     db.session.rollback()  # see the requests' commits
-    blobs = dict(
-        db.session.execute(select(Blob.tenant_id, func.sum(Blob.size_bytes)).group_by(Blob.tenant_id)).all()
-    )
-    cache = dict(
-        db.session.execute(
-            select(CacheEntry.tenant_id, func.sum(CacheEntry.size_bytes)).group_by(CacheEntry.tenant_id)
-        ).all()
-    )
-    for tenant_id, blob_bytes, cache_bytes in db.session.execute(
-        select(Tenant.id, Tenant.blob_bytes, Tenant.cache_bytes)
+    blobs = {
+        row.tenant_id: (row.bytes, row.count)
+        for row in db.session.execute(
+            select(
+                Blob.tenant_id, func.sum(Blob.size_bytes).label("bytes"), func.count().label("count")
+            ).group_by(Blob.tenant_id)
+        )
+    }
+    cache = {
+        row.tenant_id: (row.bytes, row.count)
+        for row in db.session.execute(
+            select(
+                CacheEntry.tenant_id,
+                func.sum(CacheEntry.size_bytes).label("bytes"),
+                func.count().label("count"),
+            ).group_by(CacheEntry.tenant_id)
+        )
+    }
+    for tenant_id, blob_bytes, cache_bytes, blob_count, cache_count in db.session.execute(
+        select(Tenant.id, Tenant.blob_bytes, Tenant.cache_bytes, Tenant.blob_count, Tenant.cache_count)
     ):
-        assert (blob_bytes, cache_bytes) == (blobs.get(tenant_id, 0), cache.get(tenant_id, 0)), tenant_id
+        assert (blob_bytes, blob_count) == blobs.get(tenant_id, (0, 0)), tenant_id
+        assert (cache_bytes, cache_count) == cache.get(tenant_id, (0, 0)), tenant_id
 
 
 def upload(client, auth, data: bytes) -> str:

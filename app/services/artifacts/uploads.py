@@ -14,6 +14,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ... import metrics
 from ...clock import now
 from ...errors import Conflict, QuotaExceeded, refused_body
 from ...extensions import db
@@ -85,7 +86,7 @@ def store_body(
     """Stream the body to the leased key, renewing the lease as it flows; the
     lease ends if the body fails (put_stream leaves nothing behind)."""
     try:
-        return get_storage().put_stream(
+        stored = get_storage().put_stream(
             lease.key,
             leases.Heartbeat(body, lease),
             max_size=max_size,
@@ -100,6 +101,8 @@ def store_body(
     except BaseException:
         leases.release(lease)
         raise
+    metrics.bytes_uploaded(stored.size)
+    return stored
 
 
 def check_quota(tenant: Tenant, adding: int) -> None:

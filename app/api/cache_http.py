@@ -20,40 +20,28 @@ class KeyPath(PathConverter):
     part_isolating = False  # Werkzeug would infer True: the regex names no '/'
 
 
-def _route(methods: list[str]):
-    """Both the tool's bare base URL and every key below it."""
-
-    def register(view):
-        # No `defaults` for the key: Werkzeug would redirect ".../<tool>/" to the bare URL.
-        bp.add_url_rule("/<tool>", view_func=view, methods=methods)
-        bp.add_url_rule("/<tool>/<keypath:key>", view_func=view, methods=methods)
-        return view
-
-    return register
-
-
-@_route(["GET", "HEAD"])
-def read(tool: str, key: str = ""):
+@bp.route("/<tool>/<keypath:key>", methods=["GET", "HEAD"])
+def read(tool: str, key: str):
     tenant = require_tenant()
     found = tool_cache.read_entry(tenant, tool, key, with_body=request.method == "GET")
     return responses.send_download(found.download, content_type="application/octet-stream")
 
 
-@_route(["PUT"])
-def write(tool: str, key: str = ""):
+@bp.route("/<tool>/<keypath:key>", methods=["PUT"])
+def write(tool: str, key: str):
     tenant = require_tenant()
     tool_cache.put_entry(tenant, tool, key, parsing.body_stream(), content_length=request.content_length)
     return Response(status=200)
 
 
-@_route(["MKCOL"])
-def make_collection(tool: str, key: str = ""):
+@bp.route("/<tool>/<keypath:key>", methods=["MKCOL"])
+def make_collection(tool: str, key: str):
     tool_cache.make_collection(require_tenant(), tool, key)
     return Response(status=201)
 
 
-@_route(["PROPFIND"])
-def properties(tool: str, key: str = ""):
+@bp.route("/<tool>/<keypath:key>", methods=["PROPFIND"])
+def properties(tool: str, key: str):
     size = tool_cache.entry_size(require_tenant(), tool, key)
     return Response(
         serializers.webdav_entry(request.path, size),

@@ -361,3 +361,26 @@ def test_a_revoked_key_reads_nothing(client, tenant, tenant_and_key):
     tenants.revoke_key(tenant, api_key.id)
     assert client.get(url, headers=bearer(key)).status_code == 401
     assert client.get(url, headers=basic(key)).status_code == 401
+
+
+# ------------------------------------------------------------- the document
+
+
+def test_responses_match_the_openapi_document(client, auth):
+    from tests.api.test_openapi import assert_documented
+
+    nx = "/v1/cache/{hash}"
+    assert_documented(client.get(f"/v1/cache/{NX_HASH}", headers=auth), nx)
+    assert_documented(client.put(f"/v1/cache/{NX_HASH}", data=BODY, headers=auth), nx)
+    assert_documented(client.put(f"/v1/cache/{NX_HASH}", data=BODY, headers=auth), nx)
+    assert_documented(client.get(f"/v1/cache/{NX_HASH}", headers=auth), nx)
+    assert_documented(client.get(f"/v1/cache/{NX_HASH}"), nx)
+    tool = "/cache/{tool}/{key}"
+    url = f"/cache/bazel/cas/{SHA}"
+    assert_documented(client.get(url, headers=auth), tool)
+    assert_documented(client.put(url, data=BODY, headers=auth), tool)
+    assert_documented(client.put(f"/cache/bazel/cas/{'0' * 64}", data=BODY, headers=auth), tool)
+    assert_documented(client.get(url, headers=auth), tool)
+    assert_documented(client.head(url, headers=auth), tool)
+    assert_documented(client.get("/cache/rush/a/../b", headers=auth), tool)
+    assert_documented(client.put(url, data=BODY), tool)

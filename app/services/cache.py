@@ -214,7 +214,7 @@ def store_entry(
         raise refused_body(exc, what="artifacts") from None
     try:
         if sha256 is not None and stored.sha256 != sha256:
-            raise DigestMismatch(f"the body's SHA-256 is {stored.sha256}, not {sha256}; nothing was stored")
+            raise DigestMismatch(f"the body's SHA-256 is {stored.sha256}, not its key's; nothing was stored")
         replaced_key = _point_entry_at(tenant, name, stored, headers, lease, replace=replace)
     except BaseException:
         store.delete(key)

@@ -220,11 +220,23 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
         response = jsonify(error_body(error, shape))
         response.status_code = error.status
     if error.status == 401 and cache_api is None and request.path.startswith(TOOLS_PREFIX):
-        # Gradle sends its credentials only once challenged for them.
-        response.headers["WWW-Authenticate"] = 'Basic realm="Hoard"'
+        _challenge(response)
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
+
+
+def tool_error_response(error: ApiError):
+    """An error of the plain HTTP cache outside a request (api/cache_reads.py)."""
+    response = error_response(error, cache_api=True)
+    if error.status == 401:
+        _challenge(response)
+    return response
+
+
+def _challenge(response) -> None:
+    # A client that sends credentials only once challenged (HTTP basic) is told how.
+    response.headers["WWW-Authenticate"] = 'Basic realm="Hoard"'
 
 
 def unparsed_request_error(status: int, reason: str, detail: str) -> bytes:

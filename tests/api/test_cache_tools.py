@@ -177,9 +177,11 @@ def test_keys_with_path_tricks_are_refused_with_a_json_error(client, auth, tool,
 
 @pytest.mark.parametrize("tool", ["ccache", "gradle"])
 def test_an_empty_key_is_refused(client, auth, tool):
-    for url in (f"/cache/{tool}/", f"/cache/{tool}", f"/cache/{tool}//"):
+    for url in (f"/cache/{tool}/", f"/cache/{tool}//"):
         assert client.put(url, data=BODY, headers=auth).status_code == 400
         assert client.get(url, headers=auth).status_code == 400
+    # The base URL without its slash names no key at all.
+    assert client.put(f"/cache/{tool}", data=BODY, headers=auth).status_code == 404
     assert entries() == 0
 
 

@@ -215,7 +215,8 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
     by the request's path unless `cache_api` says (outside a request)."""
     shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
     if shape == NX_SHAPE:
-        response = Response(error.message, status=error.status, content_type="text/plain; charset=utf-8")
+        # Exactly text/plain: Nx refuses a 401 whose type has a charset parameter.
+        response = Response(error.message, status=error.status, content_type="text/plain")
     else:
         response = jsonify(error_body(error, shape))
         response.status_code = error.status

@@ -3,6 +3,8 @@ HTTP cache (/cache/<tool>/) for ccache, sccache, Bazel, Gradle and Rush."""
 
 import base64
 import hashlib
+import io
+import json
 
 import pytest
 from sqlalchemy import func, select
@@ -10,6 +12,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import CacheEntry
 from app.services import tenants, tool_cache
+from tests.api.test_openapi import assert_documented
 from tests.factories import bearer
 from tests.storage_probe import stored_files
 
@@ -240,7 +243,7 @@ def test_nx_errors_are_text_for_the_cli_to_print(client):
 def test_nx_put_without_content_length_is_400(client, auth):
     response = client.put(
         f"/v1/cache/{NX_HASH}",
-        input_stream=__import__("io").BytesIO(BODY),
+        input_stream=io.BytesIO(BODY),
         headers={**auth, "Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )
@@ -296,8 +299,6 @@ def test_over_the_storage_quota_a_put_is_403_and_reads_still_serve(client, auth,
 
 
 def test_stats_show_hits_misses_bytes_and_entries_per_tool(client, auth, tenant, runner):
-    import json
-
     client.put(f"/cache/ccache/{TOOL_KEYS['ccache']}", data=BODY, headers=auth)
     client.get(f"/cache/ccache/{TOOL_KEYS['ccache']}", headers=auth)
     client.get("/cache/ccache/ab/missing", headers=auth)
@@ -370,8 +371,6 @@ def test_a_revoked_key_reads_nothing(client, tenant, tenant_and_key):
 
 
 def test_responses_match_the_openapi_document(client, auth):
-    from tests.api.test_openapi import assert_documented
-
     nx = "/v1/cache/{hash}"
     assert_documented(client.get(f"/v1/cache/{NX_HASH}", headers=auth), nx)
     assert_documented(client.put(f"/v1/cache/{NX_HASH}", data=BODY, headers=auth), nx)

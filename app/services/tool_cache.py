@@ -34,12 +34,12 @@ from .downloads import Download, open_download
 
 NX = "nx"
 BAZEL = "bazel"
+RUSH = "rush"
 # Every tool served, in the order stats list them (turbo is /v8's).
-TOOLS = (NX, "ccache", "sccache", BAZEL, "gradle", "rush")
+TOOLS = (NX, "ccache", "sccache", BAZEL, "gradle", RUSH)
 # Those whose clients follow a redirect to the object store; ccache's and
 # Bazel's HTTP clients do not, so they always get the bytes from Hoard.
-FOLLOWS_REDIRECTS = frozenset({NX, "sccache", "gradle", "rush"})
-RUSH = "rush"
+FOLLOWS_REDIRECTS = frozenset({NX, "sccache", "gradle", RUSH})
 # The refusals that mean "not stored, carry on": a 403 everywhere but Rush,
 # whose plugin fails the build on a 403 (credentials) and takes a 503 as the
 # cache being unavailable.

@@ -13,7 +13,7 @@ from .api import serializers
 from .errors import ApiError
 from .extensions import db
 from .services import gc as gc_service
-from .services import insight
+from .services import insight, tool_cache
 from .services import tenants as tenant_service
 from .services.plans import PLANS
 
@@ -65,6 +65,7 @@ def list_tenants(as_json: bool):
             "cache_retention_days": t.cache_retention_days,
             "cache_max_bytes": t.cache_max_bytes,
             "storage_quota_bytes": t.storage_quota_bytes,
+            "cache_tools_off": [tool for tool in tool_cache.TOOLS if not tool_cache.tool_enabled(t, tool)],
         }
         for t in tenant_service.list_tenants()
     ]
@@ -96,10 +97,20 @@ def update_tenant(slug: str, **settings):
 @click.argument("slug")
 @click.option("--period", type=click.Choice(list(insight.PERIODS)), default="30d", show_default=True)
 def tenant_stats(slug: str, period: str):
-    """Build-cache hit rates, time saved and bytes moved over a period (JSON),
-    the figures of the console's overview for the same period."""
+    """Build-cache hit rates, time saved and bytes moved over a period, in all
+    and per build tool (JSON): the console overview's figures for the period."""
     tenant = _tenant(slug)
     click.echo(json.dumps(serializers.cache_stats(insight.overview(tenant, period)), indent=2))
+
+
+@tenants_cli.command("set-tool")
+@click.argument("slug")
+@click.argument("tool", type=click.Choice(tool_cache.TOOLS))
+@click.argument("state", type=click.Choice(["on", "off"]))
+def set_tool(slug: str, tool: str, state: str):
+    """Turn one build tool's cache on or off for a tenant."""
+    tenant = tool_cache.set_tool(_tenant(slug), tool, enabled=state == "on")
+    click.echo(f"{tool} cache {state} for tenant {tenant.slug} ({tenant.id})")
 
 
 @keys_cli.command("create")

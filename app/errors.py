@@ -10,7 +10,7 @@ import json
 import logging
 import re
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from . import metrics
@@ -39,6 +39,10 @@ class InvalidRequest(ApiError):
 
 class TtlExceedsPlanLimit(ApiError):
     code, status, message = "ttl_exceeds_plan_limit", 400, "The TTL is longer than the plan allows."
+
+
+class DigestMismatch(ApiError):
+    code, status, message = "digest_mismatch", 400, "The body does not hash to its key; nothing was stored."
 
 
 class UploadNotFound(ApiError):
@@ -73,8 +77,19 @@ class Paused(ApiError):
     code, status, message = "paused", 403, "Remote caching is paused for this team."
 
 
+class ToolDisabled(ApiError):
+    code, status, message = "tool_disabled", 403, "This build tool's cache is turned off for this team."
+
+
 class NotFound(ApiError):
     code, status, message = "not_found", 404, "Not found."
+
+
+class CacheUnavailable(ApiError):
+    """A read while the cache (or the tool's) is disabled or paused: answered
+    as a miss, which every build tool takes in its stride."""
+
+    code, status, message = "cache_unavailable", 404, "Remote caching is not available; answered as a miss."
 
 
 class ArtifactNotFound(ApiError):
@@ -91,6 +106,10 @@ class LinkNotFound(ApiError):
 
 class MethodNotAllowed(ApiError):
     code, status, message = "method_not_allowed", 405, "Method not allowed."
+
+
+class RecordExists(ApiError):
+    code, status, message = "record_exists", 409, "Cannot override an existing record."
 
 
 class SessionSealed(ApiError):
@@ -166,9 +185,14 @@ _HTTP_STATUS_ERRORS: dict[int, type[ApiError]] = {
 # The body shapes. /v8 answers the flat Turborepo shape with the nested copy
 # turbo parses; /v1 the envelope; a request refused before its path was read
 # (by gunicorn's parser) both at once, so either client finds its fields.
+# Nx's document gives its errors as text/plain for the CLI to print; the plain
+# HTTP cache (/cache/<tool>/) answers the flat shape.
 CACHE_SHAPE = "v8"
 ARTIFACT_SHAPE = "v1"
 EITHER_SHAPE = "either"
+NX_SHAPE = "nx"
+NX_PREFIX = "/v1/cache/"
+TOOLS_PREFIX = "/cache/"
 
 
 def error_body(error: ApiError, shape: str) -> dict:
@@ -182,7 +206,10 @@ def error_body(error: ApiError, shape: str) -> dict:
 
 
 def _shape_of_request() -> str:
-    return CACHE_SHAPE if request.path.startswith("/v8/") else ARTIFACT_SHAPE
+    path = request.path
+    if path.startswith("/v8/") or path.startswith(TOOLS_PREFIX):
+        return CACHE_SHAPE
+    return NX_SHAPE if path.startswith(NX_PREFIX) else ARTIFACT_SHAPE
 
 
 # The web console's pages (app/console/): people get an HTML page there;
@@ -206,11 +233,39 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
             response.headers[name] = value
         return response
     shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
+    if shape == NX_SHAPE:
+        return _nx_response(error)
     response = jsonify(error_body(error, shape))
     response.status_code = error.status
+    if error.status == 401 and cache_api is None and request.path.startswith(TOOLS_PREFIX):
+        _challenge(response)
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
+
+
+def tool_error_response(error: ApiError, *, nx: bool = False):
+    """An error of a build tool's read outside a request (api/cache_reads.py):
+    Nx's text, or the plain HTTP cache's flat JSON with a basic challenge."""
+    if nx:
+        return _nx_response(error)
+    response = error_response(error, cache_api=True)
+    if error.status == 401:
+        _challenge(response)
+    return response
+
+
+def _nx_response(error: ApiError):
+    # Exactly text/plain: Nx refuses a 401 whose type has a charset parameter.
+    response = Response(error.message, status=error.status, content_type="text/plain")
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _challenge(response) -> None:
+    # A client that sends credentials only once challenged (HTTP basic) is told how.
+    response.headers["WWW-Authenticate"] = 'Basic realm="Hoard"'
 
 
 def unparsed_request_error(status: int, reason: str, detail: str) -> bytes:

@@ -294,6 +294,13 @@ def _broken() -> InvalidRequest:
     return InvalidRequest("the body could not be read to its end; nothing was stored")
 
 
+def required_content_length() -> int:
+    """The announced body length, for protocols that require one (Nx)."""
+    if request.content_length is None:
+        raise InvalidRequest("Content-Length is required")
+    return request.content_length
+
+
 def body_stream() -> BinaryIO:
     """The raw request body for streaming to storage; never buffered."""
     return _RequestBody(request.stream)

@@ -1,9 +1,11 @@
 """Models and service results → the JSON the contracts specify. Every field,
 always; the only place a response body is shaped (errors: app/errors.py)."""
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime
+from xml.sax.saxutils import escape
 
 from .. import b64url
 from ..errors import ARTIFACT_SHAPE, error_body
@@ -14,6 +16,7 @@ from ..services.cache import QueryAnswer
 from ..services.cursors import Page, Position
 from ..services.health import HealthReport
 from ..services.insight import Overview
+from ..services.tool_cache import Declined
 from ..services.whoami import Account
 
 
@@ -216,4 +219,24 @@ def cache_stats(overview: Overview) -> dict:
         "artifacts_stored": overview.artifacts_stored,
         "storage_bytes": overview.storage_bytes,
         "storage_limit_bytes": overview.storage_limit,
+        # every build tool, turbo included: traffic over the period, what it stores now
+        "tools": {tool: dataclasses.asdict(figures) for tool, figures in overview.tools.items()},
     }
+
+
+def webdav_entry(href: str, size: int) -> str:
+    """A WebDAV multistatus naming one file (PROPFIND of a cache entry)."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<D:multistatus xmlns:D="DAV:"><D:response>'
+        f"<D:href>{escape(href)}</D:href>"
+        "<D:propstat><D:prop><D:resourcetype/>"
+        f"<D:getcontentlength>{size}</D:getcontentlength>"
+        "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+        "</D:response></D:multistatus>"
+    )
+
+
+def declined_write(declined: Declined) -> dict:
+    """A Rush write accepted but not stored (202): why, in the error fields' names."""
+    return {"stored": False, "code": declined.code, "message": declined.message}

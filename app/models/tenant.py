@@ -20,6 +20,8 @@ class Tenant(db.Model):
     cache_retention_days: Mapped[int] = mapped_column(Integer, default=30)
     cache_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
     storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Build tools whose cache (services/tool_cache.py) is turned off, comma-separated.
+    cache_tools_off: Mapped[str] = mapped_column(String(200), server_default="", default="")
     # Bytes and objects stored, kept by database triggers on blobs and
     # cache_entries (see the migrations 5e1f0c2a7b31 and 8a4d2b6c1e90): never
     # written by the application.

@@ -10,13 +10,13 @@ period add up the same rows, to the byte and the millisecond.
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from ..clock import now
 from ..errors import InvalidRequest
 from ..extensions import db
 from ..models import Artifact, CacheEntry, Tenant, UsageHour
-from . import usage
+from . import tool_cache, usage
 
 # name -> (points, hours per point)
 PERIODS = {"24h": (24, 1), "7d": (7 * 24, 1), "30d": (30, 24), "90d": (90, 24)}
@@ -47,6 +47,20 @@ COUNTED = tuple(field.name for field in fields(Totals) if field.name != "start")
 
 
 @dataclass(frozen=True)
+class ToolFigures:
+    """One build tool's cache over a period (requests served), and what it stores now."""
+
+    enabled: bool
+    hits: int = 0
+    misses: int = 0
+    uploads: int = 0
+    bytes_served: int = 0
+    bytes_uploaded: int = 0
+    entries: int = 0
+    bytes_stored: int = 0
+
+
+@dataclass(frozen=True)
 class Overview:
     period: str
     start: datetime
@@ -62,6 +76,7 @@ class Overview:
     cache_bytes: int
     cache_max_bytes: int | None
     cache_entries: int
+    tools: dict[str, ToolFigures]  # turbo first, then every other build tool
 
 
 def period_bounds(period: str, *, at: datetime | None = None) -> tuple[datetime, datetime, int, int]:
@@ -80,6 +95,7 @@ def overview(tenant: Tenant, period: str) -> Overview:
     """The tenant's figures for the period, with one point per hour or day."""
     start, end, points, hours = period_bounds(period)
     usage.flush_counts()  # this process's pending counts belong in the figures
+    tools = by_tool(tenant, start)
     rows = db.session.execute(
         select(UsageHour.hour, *(getattr(UsageHour, name) for name in COUNTED)).where(
             UsageHour.tenant_id == tenant.id, UsageHour.tool == usage.TURBO, UsageHour.hour >= start
@@ -111,10 +127,58 @@ def overview(tenant: Tenant, period: str) -> Overview:
         storage_limit=usage.storage_limit(tenant),
         cache_bytes=int(db.session.scalar(select(Tenant.cache_bytes).where(Tenant.id == tenant.id)) or 0),
         cache_max_bytes=tenant.cache_max_bytes,
-        cache_entries=db.session.scalar(
-            select(func.count()).select_from(CacheEntry).where(CacheEntry.tenant_id == tenant.id)
-        ),
+        cache_entries=sum(figures.entries for figures in tools.values()),
+        tools=tools,
     )
+
+
+# A tool's entries are named "<tool>/<key>"; turbo's hold no '/'.
+_TOOL_OF_ENTRY = case(
+    *((CacheEntry.hash.like(f"{tool}/%"), tool) for tool in tool_cache.TOOLS), else_=usage.TURBO
+)
+
+
+def by_tool(tenant: Tenant, start: datetime) -> dict[str, ToolFigures]:
+    """Each tool's requests served since `start` and its entries now: one
+    read of the rollups, one pass over the tenant's entries."""
+    served = {
+        row.tool: row
+        for row in db.session.execute(
+            select(
+                UsageHour.tool,
+                func.sum(UsageHour.lookups_hit).label("hits"),
+                func.sum(UsageHour.lookups_miss).label("misses"),
+                func.sum(UsageHour.uploads).label("uploads"),
+                func.sum(UsageHour.bytes_served).label("bytes_served"),
+                func.sum(UsageHour.bytes_uploaded).label("bytes_uploaded"),
+            )
+            .where(UsageHour.tenant_id == tenant.id, UsageHour.hour >= start)
+            .group_by(UsageHour.tool)
+        )
+    }
+    stored = {
+        tool: (int(entries), int(size))
+        for tool, entries, size in db.session.execute(
+            select(_TOOL_OF_ENTRY, func.count(), func.coalesce(func.sum(CacheEntry.size_bytes), 0))
+            .where(CacheEntry.tenant_id == tenant.id)
+            .group_by(_TOOL_OF_ENTRY)
+        )
+    }
+    figures = {}
+    for tool in (usage.TURBO, *tool_cache.TOOLS):
+        row = served.get(tool)
+        entries, size = stored.get(tool, (0, 0))
+        figures[tool] = ToolFigures(
+            enabled=tool == usage.TURBO or tool_cache.tool_enabled(tenant, tool),
+            hits=int(row.hits) if row else 0,
+            misses=int(row.misses) if row else 0,
+            uploads=int(row.uploads) if row else 0,
+            bytes_served=int(row.bytes_served) if row else 0,
+            bytes_uploaded=int(row.bytes_uploaded) if row else 0,
+            entries=entries,
+            bytes_stored=size,
+        )
+    return figures
 
 
 def _rate(hits: int, misses: int) -> float | None:

@@ -269,9 +269,12 @@ def _add(connection, tenant_id: str, month: str, amounts: dict[str, int]) -> Non
     )
     if connection.execute(increment).rowcount:
         return
+    zeros = dict.fromkeys(COUNTERS, 0)
     try:
         with connection.begin_nested():
-            connection.execute(insert(UsageMonth).values(tenant_id=tenant_id, month=month, **amounts))
+            connection.execute(
+                insert(UsageMonth).values(tenant_id=tenant_id, month=month, **(zeros | amounts))
+            )
     except IntegrityError:
         # Another process created this month's row first.
         connection.execute(increment)

@@ -1,0 +1,136 @@
+"""sccache's WebDAV backend against Hoard's plain HTTP cache.
+
+Debian's sccache (0.4.0~pre6) has no WebDAV backend at all, so this runs the
+upstream release published on PyPI (pinned in requirements-dev.txt). Each
+build runs in a fresh sccache server, whose statistics are that build's: the
+cold one stores every compilation, a second tenant's key finds none of them,
+and the first tenant's key is served every compilation by Hoard.
+"""
+
+import hashlib
+import json
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests import services_env
+from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url
+from tests.live_server import BIN, free_port
+
+SCCACHE_VERSION = "0.16.0"
+SOURCES = {
+    "twice.c": "int twice(int x) { return 2 * x; }\n",
+    "main.c": "int twice(int x);\nint main(void) { return twice(21) - 42; }\n",
+}
+PREFIX = "/cache/sccache/"
+
+
+@pytest.fixture(scope="module")
+def sccache() -> Path:
+    services_env.require_commands("gcc", what="the sccache end-to-end tests")
+    binary = BIN / "sccache"
+    if not binary.is_file():
+        services_env.missing(f"{binary} not found (pip install -r requirements-dev.txt)")
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.split() == ["sccache", SCCACHE_VERSION], version
+    return binary
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    for name, text in SOURCES.items():
+        (root / name).write_text(text)
+    return root
+
+
+@contextmanager
+def sccache_server(sccache: Path, project: Path, webdav: dict[str, str]):
+    """A fresh sccache server on its own port, configured only by `webdav`
+    settings; the environment that talks to it."""
+    home = project.parent / "sccache-home"
+    env = clean_env(
+        "SCCACHE_",
+        "RUSTC_WRAPPER",
+        SCCACHE_SERVER_PORT=str(free_port()),
+        SCCACHE_DIR=str(home / "local"),
+        SCCACHE_CONF=str(home / "no-config.toml"),
+        SCCACHE_IDLE_TIMEOUT="0",
+        SCCACHE_ERROR_LOG=str(home / "server.log"),
+        SCCACHE_LOG="warn",
+        **webdav,
+    )
+    home.mkdir(exist_ok=True)
+    run([str(sccache), "--start-server"], cwd=project, env=env, timeout=60)
+    try:
+        yield env
+    finally:
+        run([str(sccache), "--stop-server"], cwd=project, env=env, timeout=60, check=False)
+
+
+def build(sccache: Path, project: Path, webdav: dict[str, str]) -> dict:
+    """Compile every source through sccache; the server's JSON statistics."""
+    with sccache_server(sccache, project, webdav) as env:
+        for name in SOURCES:
+            (project / name).with_suffix(".o").unlink(missing_ok=True)
+            run([str(sccache), "gcc", "-O1", "-c", name, "-o", Path(name).stem + ".o"], cwd=project, env=env)
+        report = run([str(sccache), "--show-stats", "--stats-format=json"], cwd=project, env=env).stdout
+    return json.loads(report)
+
+
+def counts(report: dict, name: str) -> int:
+    return sum(report["stats"][name]["counts"].values())
+
+
+def object_digests(project: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(project.glob("*.o"))}
+
+
+def webdav_settings(hoard, key: str, auth: str) -> dict[str, str]:
+    if auth == "token":
+        # The base URL as Hoard documents it, trailing slash included.
+        return {"SCCACHE_WEBDAV_ENDPOINT": tool_url(hoard, "sccache"), "SCCACHE_WEBDAV_TOKEN": key}
+    return {
+        "SCCACHE_WEBDAV_ENDPOINT": tool_url(hoard, "sccache", slash=False),
+        "SCCACHE_WEBDAV_USERNAME": "anyuser",
+        "SCCACHE_WEBDAV_PASSWORD": key,
+    }
+
+
+@pytest.mark.parametrize("auth", ["token", "basic"])
+def test_second_build_is_served_from_hoard(auth, sccache, hoard, new_tenant, project):
+    owner, stranger = new_tenant(), new_tenant()
+    compiles = len(SOURCES)
+
+    window = LogWindow(hoard)
+    cold = build(sccache, project, webdav_settings(hoard, owner.key, auth))
+    assert cold["cache_location"].startswith("webdav"), cold["cache_location"]
+    assert counts(cold, "cache_hits") == 0, cold
+    assert counts(cold, "cache_misses") == compiles, cold
+    assert cold["stats"]["cache_writes"] == compiles, cold
+    assert cold["stats"]["cache_write_errors"] == cold["stats"]["cache_read_errors"] == 0, cold
+    assert counts(cold, "cache_errors") == 0, cold
+    # Its start-up check plus one entry per compilation, each answered 2xx.
+    puts = window.requests("PUT", PREFIX, expected=compiles + 1)
+    assert {status[0] for _, status in puts} == {"2"}, puts
+    stored = {path for path, _ in puts if not path.endswith(".sccache_check")}
+    assert len(stored) == compiles, puts
+    built = object_digests(project)
+    assert set(built) == {"twice.o", "main.o"}
+
+    window = LogWindow(hoard)
+    foreign = build(sccache, project, webdav_settings(hoard, stranger.key, auth))
+    assert counts(foreign, "cache_hits") == 0, foreign
+    assert counts(foreign, "cache_misses") == compiles, foreign
+    assert foreign["stats"]["cache_write_errors"] == foreign["stats"]["cache_read_errors"] == 0, foreign
+    lookups = window.requests("GET", PREFIX, expected=compiles + 1)
+    assert {path: status for path, status in lookups if path in stored} == dict.fromkeys(stored, "404")
+
+    warm = build(sccache, project, webdav_settings(hoard, owner.key, auth))
+    assert counts(warm, "cache_hits") == compiles, warm
+    assert counts(warm, "cache_misses") == 0, warm
+    assert warm["stats"]["cache_read_errors"] == 0, warm
+    assert object_digests(project) == built

@@ -7,7 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Config
 
 from . import cli, headers, ratelimit, request_counter, transactions
-from .api import account_v1, artifacts_v1, cache_v8, docs, public, sessions_v1
+from .api import account_v1, artifacts_v1, cache_http, cache_nx, cache_v8, docs, public, sessions_v1
 from .api.cache_reads import CacheReads
 from .errors import register_error_handlers
 from .extensions import db, migrate
@@ -55,7 +55,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     # for a trailing or doubled slash.
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
-    for blueprint in (cache_v8.bp, artifacts_v1.bp, sessions_v1.bp, account_v1.bp, public.bp, docs.bp):
+    app.url_map.converters["keypath"] = cache_http.KeyPath
+    blueprints = (cache_v8.bp, cache_nx.bp, cache_http.bp, artifacts_v1.bp, sessions_v1.bp, account_v1.bp)
+    for blueprint in (*blueprints, public.bp, docs.bp):
         app.register_blueprint(blueprint)
     cli.init_app(app)
     return app

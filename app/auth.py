@@ -1,5 +1,12 @@
-"""Bearer key → tenant, resolved once per request and cached on `g`."""
+"""API key → tenant, resolved once per request and cached on `g`.
 
+A key comes as `Authorization: Bearer <key>`, or as the password of HTTP
+basic credentials (any user name) for the build tools that can only send
+those (Gradle, URL userinfo).
+"""
+
+import base64
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -45,10 +52,24 @@ def bearer_key(header: str | None) -> str | None:
     return key if KEY_PATTERN.match(key) else None
 
 
+def presented_key(header: str | None) -> str | None:
+    """The API key of a Bearer header or of basic credentials' password, or
+    None when the header is missing or holds no well-formed key."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return bearer_key(header)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    key = decoded.partition(":")[2]
+    return key if KEY_PATTERN.match(key) else None
+
+
 def current_principal() -> Principal | None:
     """The caller, or None when no valid, unrevoked key was presented."""
     if "hoard_principal" not in g:
-        g.hoard_principal = _lookup(bearer_key(request.headers.get("Authorization")))
+        g.hoard_principal = _lookup(presented_key(request.headers.get("Authorization")))
     return g.hoard_principal
 
 
@@ -61,7 +82,7 @@ def presented_valid_key() -> bool:
     """
     if "hoard_principal" in g:
         return g.hoard_principal is not None
-    return bearer_key(request.headers.get("Authorization")) is not None
+    return presented_key(request.headers.get("Authorization")) is not None
 
 
 def require_principal() -> Principal:

@@ -15,6 +15,7 @@ from .extensions import db
 from .services import cache as cache_service
 from .services import gc as gc_service
 from .services import tenants as tenant_service
+from .services import tool_cache
 from .services.plans import PLANS
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def list_tenants(as_json: bool):
             "cache_retention_days": t.cache_retention_days,
             "cache_max_bytes": t.cache_max_bytes,
             "storage_quota_bytes": t.storage_quota_bytes,
+            "cache_tools_off": [tool for tool in tool_cache.TOOLS if not tool_cache.tool_enabled(t, tool)],
         }
         for t in tenant_service.list_tenants()
     ]
@@ -95,9 +97,21 @@ def update_tenant(slug: str, **settings):
 @tenants_cli.command("stats")
 @click.argument("slug")
 def tenant_stats(slug: str):
-    """Build-cache hit rate, bytes moved and time saved (JSON)."""
+    """Build-cache hit rate, bytes moved and time saved, in all and per tool (JSON)."""
     tenant = _tenant(slug)
-    click.echo(json.dumps(serializers.cache_stats(cache_service.stats(tenant)), indent=2))
+    figures = serializers.cache_stats(cache_service.stats(tenant))
+    figures["tools"] = serializers.tool_usage(tool_cache.usage_by_tool(tenant), tenant)
+    click.echo(json.dumps(figures, indent=2))
+
+
+@tenants_cli.command("set-tool")
+@click.argument("slug")
+@click.argument("tool", type=click.Choice(tool_cache.TOOLS))
+@click.argument("state", type=click.Choice(["on", "off"]))
+def set_tool(slug: str, tool: str, state: str):
+    """Turn one build tool's cache on or off for a tenant."""
+    tenant = tool_cache.set_tool(_tenant(slug), tool, enabled=state == "on")
+    click.echo(f"{tool} cache {state} for tenant {tenant.slug} ({tenant.id})")
 
 
 @keys_cli.command("create")

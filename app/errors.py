@@ -10,7 +10,7 @@ import json
 import logging
 import re
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .access_log import redact
@@ -38,6 +38,10 @@ class InvalidRequest(ApiError):
 
 class TtlExceedsPlanLimit(ApiError):
     code, status, message = "ttl_exceeds_plan_limit", 400, "The TTL is longer than the plan allows."
+
+
+class DigestMismatch(ApiError):
+    code, status, message = "digest_mismatch", 400, "The body does not hash to its key; nothing was stored."
 
 
 class UploadNotFound(ApiError):
@@ -72,8 +76,19 @@ class Paused(ApiError):
     code, status, message = "paused", 403, "Remote caching is paused for this team."
 
 
+class ToolDisabled(ApiError):
+    code, status, message = "tool_disabled", 403, "This build tool's cache is turned off for this team."
+
+
 class NotFound(ApiError):
     code, status, message = "not_found", 404, "Not found."
+
+
+class CacheUnavailable(ApiError):
+    """A read while the cache (or the tool's) is disabled or paused: answered
+    as a miss, which every build tool takes in its stride."""
+
+    code, status, message = "cache_unavailable", 404, "Remote caching is not available; answered as a miss."
 
 
 class ArtifactNotFound(ApiError):
@@ -90,6 +105,10 @@ class LinkNotFound(ApiError):
 
 class MethodNotAllowed(ApiError):
     code, status, message = "method_not_allowed", 405, "Method not allowed."
+
+
+class RecordExists(ApiError):
+    code, status, message = "record_exists", 409, "Cannot override an existing record."
 
 
 class SessionSealed(ApiError):
@@ -164,9 +183,14 @@ _HTTP_STATUS_ERRORS: dict[int, type[ApiError]] = {
 # The body shapes. /v8 answers the flat Turborepo shape with the nested copy
 # turbo parses; /v1 the envelope; a request refused before its path was read
 # (by gunicorn's parser) both at once, so either client finds its fields.
+# Nx's document gives its errors as text/plain for the CLI to print; the plain
+# HTTP cache (/cache/<tool>/) answers the flat shape.
 CACHE_SHAPE = "v8"
 ARTIFACT_SHAPE = "v1"
 EITHER_SHAPE = "either"
+NX_SHAPE = "nx"
+NX_PREFIX = "/v1/cache/"
+TOOLS_PREFIX = "/cache/"
 
 
 def error_body(error: ApiError, shape: str) -> dict:
@@ -180,15 +204,24 @@ def error_body(error: ApiError, shape: str) -> dict:
 
 
 def _shape_of_request() -> str:
-    return CACHE_SHAPE if request.path.startswith("/v8/") else ARTIFACT_SHAPE
+    path = request.path
+    if path.startswith("/v8/") or path.startswith(TOOLS_PREFIX):
+        return CACHE_SHAPE
+    return NX_SHAPE if path.startswith(NX_PREFIX) else ARTIFACT_SHAPE
 
 
 def error_response(error: ApiError, *, cache_api: bool | None = None):
     """The error as a response: /v8's flat shape or the /v1 envelope, chosen
     by the request's path unless `cache_api` says (outside a request)."""
     shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
-    response = jsonify(error_body(error, shape))
-    response.status_code = error.status
+    if shape == NX_SHAPE:
+        response = Response(error.message, status=error.status, content_type="text/plain; charset=utf-8")
+    else:
+        response = jsonify(error_body(error, shape))
+        response.status_code = error.status
+    if error.status == 401 and cache_api is None and request.path.startswith(TOOLS_PREFIX):
+        # Gradle sends its credentials only once challenged for them.
+        response.headers["WWW-Authenticate"] = 'Basic realm="Hoard"'
     for name, value in error.headers.items():
         response.headers[name] = value
     return response

@@ -281,6 +281,13 @@ class _RequestBody:
             raise InvalidRequest("the body could not be read to its end; nothing was stored") from None
 
 
+def required_content_length() -> int:
+    """The announced body length, for protocols that require one (Nx)."""
+    if request.content_length is None:
+        raise InvalidRequest("Content-Length is required")
+    return request.content_length
+
+
 def body_stream() -> BinaryIO:
     """The raw request body for streaming to storage; never buffered."""
     return _RequestBody(request.stream)

@@ -5,14 +5,16 @@ import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime
+from xml.sax.saxutils import escape
 
 from .. import b64url
 from ..models import Artifact, Link, Session
 from ..services.artifacts.presigned import UploadReceipt, UploadTicket
 from ..services.artifacts.reads import DownloadTicket
-from ..services.cache import CacheStats, QueryAnswer
+from ..services.cache import TURBO, CacheStats, QueryAnswer
 from ..services.cursors import Page, Position
 from ..services.health import HealthReport
+from ..services.tool_cache import ToolUsage, tool_enabled
 from ..services.whoami import Account
 
 
@@ -172,3 +174,24 @@ def cache_upload(base_url: str, artifact_hash: str) -> dict:
 
 def cache_stats(stats: CacheStats) -> dict:
     return dataclasses.asdict(stats)  # the fields are the report's, in order
+
+
+def webdav_entry(href: str, size: int) -> str:
+    """A WebDAV multistatus naming one file (PROPFIND of a cache entry)."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<D:multistatus xmlns:D="DAV:"><D:response>'
+        f"<D:href>{escape(href)}</D:href>"
+        "<D:propstat><D:prop><D:resourcetype/>"
+        f"<D:getcontentlength>{size}</D:getcontentlength>"
+        "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+        "</D:response></D:multistatus>"
+    )
+
+
+def tool_usage(by_tool: dict[str, ToolUsage], tenant) -> dict[str, dict]:
+    """Per tool: whether it is on, this month's traffic and what it stores."""
+    return {
+        tool: {"enabled": tool == TURBO or tool_enabled(tenant, tool), **dataclasses.asdict(figures)}
+        for tool, figures in by_tool.items()
+    }

@@ -5,7 +5,7 @@ from .cache import CacheEntry, CacheEvent
 from .lease import UploadLease
 from .link import Link
 from .session import Session
-from .tenant import ApiKey, Tenant, UsageMonth
+from .tenant import ApiKey, Tenant, ToolUsageMonth, UsageMonth
 
 __all__ = [
     "ApiKey",
@@ -18,6 +18,7 @@ __all__ = [
     "Link",
     "Session",
     "Tenant",
+    "ToolUsageMonth",
     "UploadLease",
     "UsageMonth",
 ]

@@ -20,6 +20,8 @@ class Tenant(db.Model):
     cache_retention_days: Mapped[int] = mapped_column(Integer, default=30)
     cache_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
     storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Build tools whose cache (services/tool_cache.py) is turned off, comma-separated.
+    cache_tools_off: Mapped[str] = mapped_column(String(200), server_default="", default="")
     # Bytes stored, kept by database triggers on blobs and cache_entries (see
     # the migration 5e1f0c2a7b31): never written by the application.
     blob_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
@@ -48,6 +50,23 @@ class UsageMonth(db.Model):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_misses: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_bytes_served: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_bytes_uploaded: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ToolUsageMonth(db.Model):
+    """Per tenant per calendar month per build tool: the cache's hits, misses
+    and bytes moved (the tenant's totals in UsageMonth include them)."""
+
+    __tablename__ = "tool_usage_months"
+    __table_args__ = (UniqueConstraint("tenant_id", "month", "tool"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    tool: Mapped[str] = mapped_column(String(16))
     cache_hits: Mapped[int] = mapped_column(BigInteger, default=0)
     cache_misses: Mapped[int] = mapped_column(BigInteger, default=0)
     cache_bytes_served: Mapped[int] = mapped_column(BigInteger, default=0)

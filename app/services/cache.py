@@ -15,12 +15,14 @@ from sqlalchemy.exc import IntegrityError
 from ..clock import now
 from ..errors import (
     Conflict,
+    DigestMismatch,
     FileTooLarge,
     Forbidden,
     InvalidRequest,
     NotFound,
     OverLimit,
     Paused,
+    RecordExists,
     RemoteCachingDisabled,
     Unauthorized,
     refused_body,
@@ -36,6 +38,9 @@ OPEN_ATTEMPTS = 20
 # Each lost swap means another PUT of the hash committed meanwhile.
 SWAP_ATTEMPTS = 64
 MAX_EVENTS = 1000
+# The namespace turbo's entries are counted under (their names hold no '/';
+# every other tool's are "<tool>/<key>", services/tool_cache.py).
+TURBO = "turbo"
 
 # Every cache HEAD and GET runs this: the key, its team and the entry in one
 # round trip. Built once, as building a statement costs more than running it.
@@ -146,11 +151,42 @@ def put_entry(
     headers: EntryHeaders,
 ) -> None:
     """Store a body under the hash, replacing any earlier one atomically."""
-    tenant_id = tenant.id  # still readable after the commits below expire the row
     validate_hash(artifact_hash)
+    store_entry(
+        tenant,
+        artifact_hash,
+        keys.cache_object(tenant.id, artifact_hash),
+        body,
+        content_length=content_length,
+        headers=headers,
+        # turbo verifies its own archives (and signs them when asked to).
+        sha256=None,
+        tool=TURBO,
+    )
+
+
+def store_entry(
+    tenant: Tenant,
+    name: str,
+    key: str,
+    body: BinaryIO,
+    *,
+    content_length: int | None,
+    headers: EntryHeaders,
+    sha256: str | None,
+    tool: str,
+    replace: bool = True,
+) -> None:
+    """Store a body as the entry `name` (validated) at the fresh storage key
+    `key`, replacing any earlier version atomically; with `sha256`, only a
+    body of that digest. Without `replace`, an existing entry is kept and
+    the PUT refused (RecordExists), however the race between two falls."""
+    tenant_id = tenant.id  # still readable after the commits below expire the row
     check_upload_size(content_length)
     # A replacement frees the version it replaces: only the growth counts.
-    replaced = db.session.get(CacheEntry, (tenant.id, artifact_hash))
+    replaced = db.session.get(CacheEntry, (tenant.id, name))
+    if replaced is not None and not replace:
+        raise RecordExists()
     replaced_size = replaced.size_bytes if replaced else 0
     _require_usable(tenant)
     # The room this PUT may fill: what is left, plus what it replaces. An
@@ -161,7 +197,6 @@ def put_entry(
         raise OverLimit()
     quota_bound = room is not None and room + replaced_size < max_size
     store = get_storage()
-    key = keys.cache_object(tenant.id, artifact_hash)
     lease = leases.acquire(key)  # a body that fails leaves it to end as a dead writer's
     try:
         stored = store.put_stream(
@@ -169,8 +204,7 @@ def put_entry(
             leases.Heartbeat(body, lease),
             max_size=max(0, room + replaced_size) if quota_bound else max_size,
             expected_size=content_length,
-            # turbo verifies its own archives (and signs them when asked to).
-            sha256=False,
+            sha256=sha256 is not None,
         )
     except BodyTooLarge as exc:
         if quota_bound:
@@ -179,13 +213,15 @@ def put_entry(
     except IncompleteBody as exc:
         raise refused_body(exc, what="artifacts") from None
     try:
-        replaced_key = _point_entry_at(tenant, artifact_hash, stored, headers, lease)
+        if sha256 is not None and stored.sha256 != sha256:
+            raise DigestMismatch(f"the body's SHA-256 is {stored.sha256}, not its key's; nothing was stored")
+        replaced_key = _point_entry_at(tenant, name, stored, headers, lease, replace=replace)
     except BaseException:
         store.delete(key)
         raise
     if replaced_key is not None:
         store.delete(replaced_key)
-    usage.count(tenant_id, cache_bytes_uploaded=stored.size)
+    usage.count(tenant_id, tool=tool, cache_bytes_uploaded=stored.size)
 
 
 def _point_entry_at(
@@ -194,6 +230,8 @@ def _point_entry_at(
     stored: StoredObject,
     headers: EntryHeaders,
     lease: leases.Lease,
+    *,
+    replace: bool,
 ) -> str | None:
     """Point the entry at the new object in one transaction; return the key it
     replaced. The last commit wins whole: body, size, duration and tag.
@@ -225,6 +263,9 @@ def _point_entry_at(
             "last_read_at": timestamp,
         }
         replaced_key = entry.storage_key if entry is not None else None
+        if replaced_key is not None and not replace:
+            db.session.rollback()
+            raise RecordExists()
         try:
             if entry is None:
                 db.session.add(CacheEntry(tenant_id=tenant.id, hash=artifact_hash, **values))
@@ -292,9 +333,9 @@ def open_read(
         entry = read.entry
         if entry is None:
             if with_body:
-                usage.count(tenant_id, cache_misses=1)
+                usage.count(tenant_id, tool=TURBO, cache_misses=1)
             raise NotFound("Artifact not found.")
-        _touch(connection, tenant_id, artifact_hash, entry.last_read_at)
+        touch(connection, tenant_id, artifact_hash, entry.last_read_at)
         try:
             # turbo verifies a signed artifact against the x-artifact-tag of
             # the response it finally reads; after a redirect that would be
@@ -309,12 +350,12 @@ def open_read(
                 raise Unauthorized() from None
             continue
         if with_body:
-            usage.count(tenant_id, cache_hits=1, cache_bytes_served=entry.size_bytes)
+            usage.count(tenant_id, tool=TURBO, cache_hits=1, cache_bytes_served=entry.size_bytes)
         return CacheDownload(entry=entry, download=download)
     raise NotFound("Artifact not found.")
 
 
-def _touch(connection: Connection, tenant_id: str, artifact_hash: str, last_read_at: datetime) -> None:
+def touch(connection: Connection, tenant_id: str, artifact_hash: str, last_read_at: datetime) -> None:
     # Reads refresh last_read_at for eviction, but at most once per interval:
     # a write on every cache hit would cost more than the hit itself.
     timestamp = now()

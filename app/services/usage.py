@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
 from ..extensions import db
-from ..models import Tenant, UsageMonth
+from ..models import Tenant, ToolUsageMonth, UsageMonth
 from .plans import plan_for
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def current_month() -> str:
 # stays exact across processes; a crash loses at most that second's counts.
 FLUSH_SECONDS = 1.0
 COUNTERS = ("requests", "cache_hits", "cache_misses", "cache_bytes_served", "cache_bytes_uploaded")
+TOOL_COUNTERS = COUNTERS[1:]
 EXTENSION = "hoard_usage"
 
 
@@ -69,18 +70,19 @@ class PendingCounts:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.by_slot: dict[tuple[str, str], Counter] = {}
+        # (tenant id, month, tool or None for the tenant's totals) -> counts
+        self.by_slot: dict[tuple[str, str, str | None], Counter] = {}
         self.last_flush = time.monotonic()
 
-    def add(self, slot: tuple[str, str], amounts: dict[str, int]) -> None:
+    def add(self, slot: tuple[str, str, str | None], amounts: dict[str, int]) -> None:
         with self.lock:
             self.by_slot.setdefault(slot, Counter()).update(amounts)
 
-    def put_back(self, batch: dict[tuple[str, str], Counter]) -> None:
+    def put_back(self, batch: dict[tuple[str, str, str | None], Counter]) -> None:
         for slot, amounts in batch.items():
             self.add(slot, amounts)
 
-    def take(self) -> dict[tuple[str, str], Counter]:
+    def take(self) -> dict[tuple[str, str, str | None], Counter]:
         with self.lock:
             batch, self.by_slot = self.by_slot, {}
         return batch
@@ -102,9 +104,14 @@ def pending_counts(app: Flask | None = None) -> PendingCounts:
     return (app or current_app).extensions[EXTENSION]
 
 
-def count(tenant_id: str, **amounts: int) -> None:
-    """Add to this month's counters (names from COUNTERS), batched per app."""
-    pending_counts().add((tenant_id, current_month()), amounts)
+def count(tenant_id: str, *, tool: str | None = None, **amounts: int) -> None:
+    """Add to this month's counters (names from COUNTERS), batched per app;
+    with a build tool named, to that tool's figures too."""
+    pending = pending_counts()
+    month = current_month()
+    pending.add((tenant_id, month, None), amounts)
+    if tool is not None:
+        pending.add((tenant_id, month, tool), amounts)
 
 
 def flush_if_due() -> None:
@@ -154,24 +161,28 @@ def flush_counts() -> None:
         return
     try:
         with db.engine.begin() as connection:
-            for (tenant_id, month), amounts in batch.items():
-                _add(connection, tenant_id, month, amounts)
+            for (tenant_id, month, tool), amounts in batch.items():
+                _add(connection, tenant_id, month, tool, amounts)
     except BaseException:
         pending.put_back(batch)
         raise
 
 
-def _add(connection, tenant_id: str, month: str, amounts: Counter) -> None:
+def _add(connection, tenant_id: str, month: str, tool: str | None, amounts: Counter) -> None:
+    model, slot = UsageMonth, {"tenant_id": tenant_id, "month": month}
+    if tool is not None:
+        model, slot = ToolUsageMonth, {**slot, "tool": tool}
     increment = (
-        update(UsageMonth)
-        .where(UsageMonth.tenant_id == tenant_id, UsageMonth.month == month)
-        .values({name: getattr(UsageMonth, name) + amount for name, amount in amounts.items()})
+        update(model)
+        .where(*(getattr(model, name) == value for name, value in slot.items()))
+        .values({name: getattr(model, name) + amount for name, amount in amounts.items()})
     )
     if connection.execute(increment).rowcount:
         return
     try:
         with connection.begin_nested():
-            connection.execute(insert(UsageMonth).values(tenant_id=tenant_id, month=month, **amounts))
+            zeros = {name: 0 for name in (COUNTERS if tool is None else TOOL_COUNTERS)}
+            connection.execute(insert(model).values(**slot, **{**zeros, **amounts}))
     except IntegrityError:
         # Another process created this month's row first.
         connection.execute(increment)
@@ -184,6 +195,17 @@ def month_usage(tenant: Tenant) -> dict[str, int]:
         select(UsageMonth).where(UsageMonth.tenant_id == tenant.id, UsageMonth.month == current_month())
     )
     return {name: int(getattr(row, name) or 0) if row else 0 for name in COUNTERS}
+
+
+def tool_month_usage(tenant: Tenant) -> dict[str, dict[str, int]]:
+    """This month's counters per build tool (names from TOOL_COUNTERS)."""
+    flush_counts()
+    rows = db.session.scalars(
+        select(ToolUsageMonth).where(
+            ToolUsageMonth.tenant_id == tenant.id, ToolUsageMonth.month == current_month()
+        )
+    )
+    return {row.tool: {name: int(getattr(row, name) or 0) for name in TOOL_COUNTERS} for row in rows}
 
 
 def requests_this_month(tenant: Tenant) -> int:

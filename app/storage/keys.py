@@ -26,6 +26,17 @@ def cache_object(tenant_id: str, artifact_hash: str) -> str:
     return f"cache/{_part(tenant_id)}/{_part(artifact_hash)}/{secrets.token_hex(8)}"
 
 
+def tool_object(tenant_id: str, tool: str, entry_name: str) -> str:
+    """A fresh key for one version of a build tool's cache entry.
+
+    Tool keys may hold '/' and run long, so the key names the entry by a
+    digest; the tool stands before it, so namespaces never share a key. Same
+    shape as cache_object's (four parts), for gc's orphan sweep.
+    """
+    digest = hashlib.sha256(entry_name.encode()).hexdigest()[:48]
+    return f"cache/{_part(tenant_id)}/{_part(tool)}.{digest}/{secrets.token_hex(8)}"
+
+
 def blob_object(tenant_id: str) -> str:
     """A fresh key for an artifact blob.
 

@@ -13,6 +13,7 @@ adds nothing. `/health` and `/openapi.json` hold no tenant data.
 """
 
 import base64
+import hashlib
 import json
 import secrets
 import string
@@ -38,6 +39,19 @@ A_OPEN_SESSION = "alpha-session-open-1f0d"
 A_HASH = "a1b2c3d4e5f60718"
 A_CACHE_BYTES = b"alpha-cache-bytes-c4d5e6"
 A_CACHE_TAG = "alpha-cache-tag-0a9b"
+
+# A's entries in each build tool's cache (keys of the shapes the tools send).
+A_TOOL_BYTES = b"alpha-tool-bytes-5e6f70"
+A_TOOL_KEYS = {
+    "ccache": "a1/b2c3d4e5f60718293a4b5c6d7e8f90",
+    "sccache": "a/1/b/a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f",
+    "bazel": "cas/" + hashlib.sha256(A_TOOL_BYTES).hexdigest(),
+    "gradle": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+    "rush": "alpha-project_phase_build-a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4",
+    "nx": "918273645546372819",
+}
+TOOL_ENTRIES = tuple(f"{tool}_entry" for tool in A_TOOL_KEYS)
+HTTP_TOOL_ENTRIES = tuple(kind for kind in TOOL_ENTRIES if kind != "nx_entry")
 
 B_BYTES = b"bravo bytes"
 B_CACHE_HASH = "b0b0b0b0b0b0b0b0"
@@ -94,6 +108,8 @@ class World:
             A_BYTES.decode(),
             base64.b64encode(A_BYTES).decode(),
             A_CACHE_BYTES.decode(),
+            A_TOOL_BYTES.decode(),
+            *A_TOOL_KEYS.values(),
             self.ids["content_hash"],
         }
 
@@ -119,7 +135,15 @@ def _a_snapshot(client, world: World) -> dict:
             response.data,
             response.headers.get("x-artifact-tag"),
         ),
+        "tools": {
+            tool: ((response := client.get(_tool_url(tool, entry), headers=key)).status_code, response.data)
+            for tool, entry in A_TOOL_KEYS.items()
+        },
     }
+
+
+def _tool_url(tool: str, key: str) -> str:
+    return f"/v1/cache/{key}" if tool == "nx" else f"/cache/{tool}/{key}"
 
 
 @pytest.fixture
@@ -189,10 +213,13 @@ def world(app, client) -> World:
         headers={**w.a_key, "x-artifact-duration": "4242", "x-artifact-tag": A_CACHE_TAG},
     )
     assert put.status_code == 202
+    for tool, entry in A_TOOL_KEYS.items():
+        assert client.put(_tool_url(tool, entry), data=A_TOOL_BYTES, headers=w.a_key).status_code == 200
     clock.advance(timedelta(seconds=2))  # past the 1 s TTL
     w.a_snapshot = _a_snapshot(client, w)
     assert w.a_snapshot["expired"] == 410 and w.a_snapshot["deleted"] == 410
     assert w.a_snapshot["cache"] == (200, A_CACHE_BYTES, A_CACHE_TAG)
+    assert w.a_snapshot["tools"] == {tool: (200, A_TOOL_BYTES) for tool in A_TOOL_KEYS}
     return w
 
 
@@ -206,6 +233,16 @@ def missing_like(kind: str, ident: str) -> str:
         return secrets.token_hex(len(ident) // 2)
     if kind == "team_id":
         return rand("team_", 24)
+    if kind.endswith("_entry"):
+        # The same tool, path layout and characters: each character swapped
+        # for another of its class (a digit stays a digit, hex stays hex).
+        tool, _, entry = ident.partition("/")
+        prefix = "cas/" if tool == "bazel" else ""
+        swapped = "".join(
+            c if c in "/_-" else secrets.choice(string.digits if c.isdigit() else "abcdef")
+            for c in entry[len(prefix) :]
+        )
+        return f"{tool}/{prefix}{swapped}"
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in ident)
 
 
@@ -230,6 +267,21 @@ def _json(method: str, path: str, body=None):
         payload = body(ident) if callable(body) else body
         kwargs = {"json": payload} if payload is not None else {}
         return client.open(path.format(ident=ident), method=method, headers=headers, **kwargs)
+
+    return call
+
+
+def _put(path: str):
+    def call(client, headers, ident):
+        return client.put(path.format(ident=ident), data=B_BYTES, headers=headers)
+
+    return call
+
+
+def _nx(method: str):
+    def call(client, headers, ident):
+        data = B_BYTES if method == "PUT" else None
+        return client.open(f"/v1/cache/{ident.partition('/')[2]}", method=method, data=data, headers=headers)
 
     return call
 
@@ -401,6 +453,28 @@ MATRIX = [
     Case("cache.status", "GET", ("team",), _json("GET", "/v8/artifacts/status"), 200, None),
     Case("cache.status", "HEAD", ("team",), _json("HEAD", "/v8/artifacts/status"), 200, None),
     Case("account.whoami", "GET", ("team",), _json("GET", "/v1/whoami"), 200, None),
+    Case("tool_cache.read", "GET", HTTP_TOOL_ENTRIES, _json("GET", "/cache/{ident}"), 404, "not_found"),
+    Case("tool_cache.read", "HEAD", HTTP_TOOL_ENTRIES, _json("HEAD", "/cache/{ident}"), 404, None),
+    Case(
+        "tool_cache.properties", "PROPFIND", HTTP_TOOL_ENTRIES, _json("PROPFIND", "/cache/{ident}"), 404, None
+    ),
+    Case(
+        "tool_cache.make_collection", "MKCOL", HTTP_TOOL_ENTRIES, _json("MKCOL", "/cache/{ident}/"), 201, None
+    ),
+    # B's PUT under A's key is B's own entry (A's is checked intact after each).
+    Case(
+        "tool_cache.write",
+        "PUT",
+        tuple(kind for kind in HTTP_TOOL_ENTRIES if kind != "bazel_entry"),
+        _put("/cache/{ident}"),
+        200,
+        None,
+    ),
+    # B's bytes do not hash to A's CAS key, nor to a missing one.
+    Case("tool_cache.write", "PUT", ("bazel_entry",), _put("/cache/{ident}"), 400, "digest_mismatch"),
+    Case("nx_cache.download", "GET", ("nx_entry",), _nx("GET"), 404, None),
+    Case("nx_cache.download", "HEAD", ("nx_entry",), _nx("HEAD"), 404, None),
+    Case("nx_cache.upload", "PUT", ("nx_entry",), _nx("PUT"), 200, None),
     Case("account.whoami", "HEAD", ("team",), _json("HEAD", "/v1/whoami"), 200, None),
 ]
 
@@ -446,6 +520,10 @@ def identify(kind: str, world: World) -> tuple[str, str]:
         return A_HASH, missing_like(kind, A_HASH)
     if kind == "team":
         return world.a_id, missing_like("team_id", world.a_id)
+    if kind in TOOL_ENTRIES:
+        tool = kind.removesuffix("_entry")
+        ident = f"{tool}/{A_TOOL_KEYS[tool]}"
+        return ident, missing_like(kind, ident)
     if kind == "artifact_cursor":
         # The cursor A would get for its newest artifact, and one naming a
         # missing artifact at the same instant.
@@ -514,7 +592,8 @@ def _check_same_answer(client, world: World, case: Case, kind: str) -> None:
         assert normalize(on_a.get_json(), ident) == normalize(on_missing.get_json(), missing), where
         if case.code is not None:
             body = on_a.get_json()
-            code = body["code"] if case.endpoint.startswith("cache.") else body["error"]["code"]
+            flat = case.endpoint.startswith(("cache.", "tool_cache."))
+            code = body["code"] if flat else body["error"]["code"]
             assert code == case.code, (where, body)
     else:
         assert on_a.data == on_missing.data, where

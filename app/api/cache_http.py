@@ -1,0 +1,50 @@
+"""The plain HTTP cache: GET/HEAD/PUT on keys under /cache/<tool>/, for
+ccache, sccache (WebDAV), Bazel, Gradle and Rush; see README "Point your
+build tool at Hoard"."""
+
+from flask import Blueprint, Response, request
+from werkzeug.routing import PathConverter
+
+from ..auth import require_tenant
+from ..services import tool_cache
+from . import parsing, responses, serializers
+
+bp = Blueprint("tool_cache", __name__, url_prefix="/cache")
+
+
+class KeyPath(PathConverter):
+    """A path that may start with '/' or be empty: sccache doubles the slash
+    after a base URL that ends in one."""
+
+    regex = ".*?"
+    part_isolating = False  # Werkzeug would infer True: the regex names no '/'
+
+
+@bp.route("/<tool>/<keypath:key>", methods=["GET", "HEAD"])
+def read(tool: str, key: str):
+    tenant = require_tenant()
+    found = tool_cache.read_entry(tenant, tool, key, with_body=request.method == "GET")
+    return responses.send_download(found.download, content_type="application/octet-stream")
+
+
+@bp.route("/<tool>/<keypath:key>", methods=["PUT"])
+def write(tool: str, key: str):
+    tenant = require_tenant()
+    tool_cache.put_entry(tenant, tool, key, parsing.body_stream(), content_length=request.content_length)
+    return Response(status=200)
+
+
+@bp.route("/<tool>/<keypath:key>", methods=["MKCOL"])
+def make_collection(tool: str, key: str):
+    tool_cache.make_collection(require_tenant(), tool, key)
+    return Response(status=201)
+
+
+@bp.route("/<tool>/<keypath:key>", methods=["PROPFIND"])
+def properties(tool: str, key: str):
+    size = tool_cache.entry_size(require_tenant(), tool, key)
+    return Response(
+        serializers.webdav_entry(request.path, size),
+        status=207,
+        content_type='application/xml; charset="utf-8"',
+    )

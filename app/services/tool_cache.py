@@ -1,0 +1,232 @@
+"""Build tools' remote caches (Nx, ccache, sccache, Bazel, Gradle, Rush) over
+the tenant's build cache.
+
+A tool's entry is a CacheEntry named "<tool>/<key>": turbo's hashes never
+hold a '/', so no two tools (turbo included) can name the same entry, and
+everything the turbo cache has — quotas, eviction, atomic replace, crash
+safety, the storage totals — applies as it is. Names too long for the column
+are stored by the key's digest instead.
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from sqlalchemy import func, select
+
+from ..errors import CacheUnavailable, InvalidRequest, NotFound, ToolDisabled
+from ..extensions import db
+from ..models import CacheEntry, Tenant
+from ..storage import ObjectNotFound, keys
+from . import cache, usage
+from .downloads import Download, open_download
+
+NX = "nx"
+BAZEL = "bazel"
+# Every tool served, in the order stats list them (turbo is /v8's).
+TOOLS = (NX, "ccache", "sccache", BAZEL, "gradle", "rush")
+# Those whose clients follow a redirect to the object store; ccache's and
+# Bazel's HTTP clients do not, so they always get the bytes from Hoard.
+FOLLOWS_REDIRECTS = frozenset({NX, "sccache", "gradle", "rush"})
+
+MAX_KEY_LENGTH = 1024
+# One segment of a key: no '/', '\', NUL, '%' or space, and never '.' or '..'.
+_SEGMENT = re.compile(r"[A-Za-z0-9_.+=@,:~-]{1,255}")
+_NX_HASH = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Bazel's HTTP cache: the action cache and the CAS, keyed by SHA-256.
+_BAZEL_KEY = re.compile(r"(ac|cas)/([0-9a-f]{64})")
+NAME_LENGTH = CacheEntry.hash.type.length
+
+
+@dataclass
+class ToolDownload:
+    size: int
+    download: Download
+
+
+def check_tool(tool: str) -> str:
+    if tool not in TOOLS:
+        raise NotFound(f"no build tool '{tool}'; the tools served are {', '.join(TOOLS)}")
+    return tool
+
+
+def canonical_key(tool: str, key: str) -> str:
+    """The key as stored: empty segments dropped (sccache doubles a slash
+    after a base URL ending in one), every segment checked."""
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidRequest(f"keys are at most {MAX_KEY_LENGTH} characters")
+    segments = [segment for segment in key.split("/") if segment]
+    if not segments:
+        raise InvalidRequest("the key is empty")
+    for segment in segments:
+        if segment in (".", "..") or not _SEGMENT.fullmatch(segment):
+            raise InvalidRequest(
+                "each '/'-separated part of a key is 1-255 characters of A-Z, a-z, 0-9 and _.+=@,:~- "
+                "and never '.' or '..'"
+            )
+    canonical = "/".join(segments)
+    if tool == NX and not _NX_HASH.fullmatch(canonical):
+        raise InvalidRequest("hash must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+    if tool == BAZEL and not _BAZEL_KEY.fullmatch(canonical):
+        raise InvalidRequest("Bazel keys are ac/<sha256> or cas/<sha256>, in lower-case hex")
+    return canonical
+
+
+def entry_name(tool: str, key: str) -> str:
+    """The CacheEntry name of a canonical key: "<tool>/<key>", or, when that
+    would not fit, "<tool>/#<sha256 of the key>" ('#' is never in a key)."""
+    name = f"{tool}/{key}"
+    if len(name) <= NAME_LENGTH:
+        return name
+    return f"{tool}/#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def tool_enabled(tenant: Tenant, tool: str) -> bool:
+    return tool not in (tenant.cache_tools_off or "").split(",")
+
+
+def _require_writable(tenant: Tenant, tool: str) -> None:
+    """Disabled and paused caches refuse writes with their own 403s (cache.py);
+    so does a tool turned off for the tenant."""
+    if not tool_enabled(tenant, tool):
+        raise ToolDisabled(f"the {tool} cache is turned off for this team")
+
+
+def _readable(tenant: Tenant, tool: str) -> bool:
+    return tenant.cache_status not in ("disabled", "paused") and tool_enabled(tenant, tool)
+
+
+def put_entry(
+    tenant: Tenant,
+    tool: str,
+    key: str,
+    body: BinaryIO,
+    *,
+    content_length: int | None,
+) -> None:
+    """Store the body under the tool's key, replacing any earlier version
+    atomically (Nx's entries are never replaced: RecordExists). A Bazel CAS
+    body must hash to its key, or nothing is stored (DigestMismatch)."""
+    check_tool(tool)
+    key = canonical_key(tool, key)
+    _require_writable(tenant, tool)
+    name = entry_name(tool, key)
+    bazel_key = _BAZEL_KEY.fullmatch(key) if tool == BAZEL else None
+    cache.store_entry(
+        tenant,
+        name,
+        keys.tool_object(tenant.id, tool, name),
+        body,
+        content_length=content_length,
+        headers=cache.EntryHeaders(),
+        sha256=bazel_key.group(2) if bazel_key and bazel_key.group(1) == "cas" else None,
+        tool=tool,
+        replace=tool != NX,
+    )
+
+
+def read_entry(tenant: Tenant, tool: str, key: str, *, with_body: bool) -> ToolDownload:
+    """The entry's body ready to send, recording the hit or miss. A cache or
+    tool that is off answers a miss (CacheUnavailable): no tool fails a
+    build on a miss."""
+    check_tool(tool)
+    key = canonical_key(tool, key)
+    if not _readable(tenant, tool):
+        raise CacheUnavailable()
+    tenant_id = tenant.id
+    name = entry_name(tool, key)
+    connection = db.session.connection()
+    # A concurrent PUT may delete the version read; the row read again names
+    # the new one (see cache.open_read).
+    for _ in range(cache.OPEN_ATTEMPTS):
+        entry = connection.execute(
+            select(CacheEntry.storage_key, CacheEntry.size_bytes, CacheEntry.last_read_at).where(
+                CacheEntry.tenant_id == tenant_id, CacheEntry.hash == name
+            )
+        ).first()
+        if entry is None:
+            break
+        cache.touch(connection, tenant_id, name, entry.last_read_at)
+        try:
+            download = open_download(
+                entry.storage_key,
+                entry.size_bytes,
+                with_body=with_body,
+                may_redirect=tool in FOLLOWS_REDIRECTS,
+            )
+        except ObjectNotFound:
+            continue
+        db.session.commit()
+        if with_body:
+            usage.count(tenant_id, tool=tool, cache_hits=1, cache_bytes_served=entry.size_bytes)
+        return ToolDownload(size=entry.size_bytes, download=download)
+    db.session.commit()
+    if with_body:
+        usage.count(tenant_id, tool=tool, cache_misses=1)
+    raise NotFound("No entry under this key.")
+
+
+def entry_size(tenant: Tenant, tool: str, path: str) -> int:
+    """WebDAV PROPFIND (sccache): an entry's size; NotFound for anything else,
+    the base URL included, which sccache takes as "create it" (MKCOL)."""
+    check_tool(tool)
+    if not path.strip("/"):
+        raise NotFound("collections are implied by the keys under them")
+    return read_entry(tenant, tool, path, with_body=False).size
+
+
+def make_collection(tenant: Tenant, tool: str, path: str) -> None:
+    """WebDAV MKCOL (sccache): collections are implied by the keys under
+    them, so only the path and the tool are checked."""
+    check_tool(tool)
+    if path.strip("/"):
+        canonical_key(tool, path)
+    _require_writable(tenant, tool)
+
+
+@dataclass
+class ToolUsage:
+    """One tool's figures: this month's traffic and what it stores now."""
+
+    hits: int
+    misses: int
+    bytes_served: int
+    bytes_uploaded: int
+    entries: int
+    bytes_stored: int
+
+
+def usage_by_tool(tenant: Tenant) -> dict[str, ToolUsage]:
+    """Per tool, turbo first: this month's counters and the stored entries."""
+    month = usage.tool_month_usage(tenant)
+    result = {}
+    for tool in (cache.TURBO, *TOOLS):
+        # turbo's names hold no '/'; every other tool's start "<tool>/".
+        named = CacheEntry.hash.not_like("%/%") if tool == cache.TURBO else CacheEntry.hash.like(f"{tool}/%")
+        entries, stored = db.session.execute(
+            select(func.count(), func.coalesce(func.sum(CacheEntry.size_bytes), 0)).where(
+                CacheEntry.tenant_id == tenant.id, named
+            )
+        ).one()
+        counts = month.get(tool, {})
+        result[tool] = ToolUsage(
+            hits=counts.get("cache_hits", 0),
+            misses=counts.get("cache_misses", 0),
+            bytes_served=counts.get("cache_bytes_served", 0),
+            bytes_uploaded=counts.get("cache_bytes_uploaded", 0),
+            entries=int(entries),
+            bytes_stored=int(stored),
+        )
+    db.session.commit()
+    return result
+
+
+def set_tool(tenant: Tenant, tool: str, *, enabled: bool) -> Tenant:
+    """Turn one tool's cache on or off for the tenant."""
+    check_tool(tool)
+    off = {name for name in (tenant.cache_tools_off or "").split(",") if name}
+    off = off - {tool} if enabled else off | {tool}
+    tenant.cache_tools_off = ",".join(sorted(off))
+    db.session.commit()
+    return tenant

@@ -8,9 +8,13 @@ back what gunicorn logged.
 
 import os
 import re
+import secrets
+import string
 import subprocess
 import time
 from pathlib import Path
+
+import requests
 
 from tests.live_server import HoardServer
 
@@ -18,6 +22,12 @@ from tests.live_server import HoardServer
 def tool_url(hoard: HoardServer, tool: str, *, slash: bool = True) -> str:
     """The plain HTTP cache base URL of one tool, e.g. http://127.0.0.1:PORT/cache/ccache/."""
     return f"{hoard.url}/cache/{tool}" + ("/" if slash else "")
+
+
+def unknown_key() -> str:
+    """A well-formed API key that no tenant has."""
+    alphabet = string.ascii_letters + string.digits
+    return "ak_live_" + "".join(secrets.choice(alphabet) for _ in range(32))
 
 
 def clean_env(*prefixes: str, **extra: str) -> dict[str, str]:
@@ -49,9 +59,12 @@ class LogWindow:
         self.start = hoard.log_path.stat().st_size
 
     def requests(
-        self, method: str, prefix: str, *, expected: int = 1, timeout: float = 5
+        self, method: str, prefix: str, *, expected: int = 1, timeout: float = 5, marker: str = ""
     ) -> list[tuple[str, str]]:
-        pattern = re.compile(rf'"{method} ({re.escape(prefix)}[^ ?"]*)(?:\?[^ "]*)? HTTP/1\.[01]" (\d{{3}})')
+        """(path, status) of each `method` request under `prefix`, oldest
+        first; with `marker`, only those whose query string holds it."""
+        query = rf'\?[^ "]*{re.escape(marker)}[^ "]*' if marker else r'(?:\?[^ "]*)?'
+        pattern = re.compile(rf'"{method} ({re.escape(prefix)}[^ ?"]*){query} HTTP/1\.[01]" (\d{{3}})')
         deadline = time.monotonic() + timeout
         while True:
             with open(self.hoard.log_path, "rb") as log:
@@ -60,6 +73,13 @@ class LogWindow:
             if len(found) >= expected or time.monotonic() > deadline:
                 return found
             time.sleep(0.1)
+
+    def settle(self) -> None:
+        """Wait until gunicorn has logged every request answered so far: a
+        marked health check sent now is logged after them."""
+        marker = secrets.token_hex(8)
+        requests.get(f"{self.hoard.url}/health", params={"settle": marker}, timeout=10)
+        self.requests("GET", "/health", expected=1, marker=marker)
 
     def statuses(self, method: str, prefix: str, *, expected: int = 1) -> list[str]:
         return [status for _, status in self.requests(method, prefix, expected=expected)]

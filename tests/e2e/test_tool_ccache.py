@@ -7,13 +7,14 @@ as `ccache --print-stats` reports it.
 """
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url
+from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url, unknown_key
 
 SOURCES = {
     "twice.c": "int twice(int x) { return 2 * x; }\n",
@@ -44,16 +45,23 @@ def remote_storage(hoard, key: str, layout: str, auth: str) -> str:
     return f"{userinfo_url}|layout={layout}"
 
 
+def ccache_env(project: Path, storage: str) -> dict[str, str]:
+    """ccache configured only by `storage`, with its cache directory beside the project."""
+    config = project.parent / "ccache.conf"
+    config.write_text("")
+    return clean_env(
+        "CCACHE_",
+        CCACHE_DIR=str(project.parent / "ccache-dir"),
+        CCACHE_CONFIGPATH=str(config),
+        CCACHE_REMOTE_STORAGE=storage,
+    )
+
+
 def build(project: Path, storage: str) -> dict[str, int]:
     """Compile every source through ccache with a fresh cache directory;
     ccache's own remote storage counters for the build (hit, miss, write...)."""
-    cache_dir = project.parent / "ccache-dir"
-    shutil.rmtree(cache_dir, ignore_errors=True)
-    config = project.parent / "ccache.conf"
-    config.write_text("")
-    env = clean_env(
-        "CCACHE_", CCACHE_DIR=str(cache_dir), CCACHE_CONFIGPATH=str(config), CCACHE_REMOTE_STORAGE=storage
-    )
+    env = ccache_env(project, storage)
+    shutil.rmtree(env["CCACHE_DIR"], ignore_errors=True)
     for name in SOURCES:
         (project / name).with_suffix(".o").unlink(missing_ok=True)
         run(["ccache", "gcc", "-O1", "-c", name, "-o", Path(name).stem + ".o"], cwd=project, env=env)
@@ -101,9 +109,25 @@ def test_second_build_is_served_from_hoard(layout, auth, hoard, new_tenant, proj
     assert {path for path, _ in gets} == {path for path, _ in puts}, gets
     assert {status for _, status in gets} == {"404"}, gets
 
-    warm = build(project, remote_storage(hoard, owner.key, layout, auth))
+    storage = remote_storage(hoard, owner.key, layout, auth)
+    warm = build(project, storage)
     assert warm["hit"] == compiles, warm
     assert warm["miss"] == 0, warm
     assert warm["error"] == 0, warm
     assert warm["write"] == 0, warm
+    summary = run(["ccache", "-s"], cwd=project, env=ccache_env(project, storage)).stdout
+    assert re.search(rf"Remote storage:\s*\n\s*Hits:\s+{compiles} /\s+{compiles}\b", summary), summary
     assert object_digests(project) == built
+
+
+def test_an_unknown_key_still_builds_and_stores_nothing(hoard, project):
+    window = LogWindow(hoard)
+    refused = build(project, remote_storage(hoard, unknown_key(), "subdirs", "bearer-token"))
+
+    assert set(object_digests(project)) == {"twice.o", "main.o"}
+    # ccache counts each refusal as an error, and Hoard stored nothing it tried.
+    assert refused["error"] == len(SOURCES), refused
+    assert refused["hit"] == refused["write"] == 0, refused
+    window.settle()
+    assert set(window.statuses("GET", PREFIX, expected=len(SOURCES))) == {"401"}
+    assert set(window.statuses("PUT", PREFIX, expected=0)) <= {"401"}

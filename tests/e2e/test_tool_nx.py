@@ -17,7 +17,7 @@ import pytest
 
 from tests import services_env
 from tests.e2e import turbo
-from tests.e2e.cache_clients import LogWindow, clean_env, run
+from tests.e2e.cache_clients import LogWindow, clean_env, run, unknown_key
 
 NX_VERSION = "24.0.6"
 INSTALL_DIR = turbo.ROOT / ".cache" / f"nx-{NX_VERSION}"
@@ -85,7 +85,7 @@ def workspace(tmp_path, nx_modules) -> Path:
     return root
 
 
-def build(workspace: Path, *, server: str, key: str) -> str:
+def build(workspace: Path, *, server: str, key: str, check: bool = True) -> str:
     """`nx run-many -t build` after wiping Nx's local cache and the outputs."""
     shutil.rmtree(workspace / ".nx", ignore_errors=True)
     for name in PROJECTS:
@@ -101,7 +101,8 @@ def build(workspace: Path, *, server: str, key: str) -> str:
         HOME=str(workspace.parent / "home"),
     )
     args = ["node_modules/.bin/nx", "run-many", "-t", "build", "--outputStyle=static"]
-    return run(args, cwd=workspace, env=env, timeout=180).stdout
+    result = run(args, cwd=workspace, env=env, timeout=180, check=check)
+    return result.stdout if check else result
 
 
 def runs(workspace: Path) -> list[str]:
@@ -151,3 +152,16 @@ def test_second_run_is_replayed_from_hoard(hoard, new_tenant, workspace):
         (path, "200") for path, _ in stores
     )
     assert output_digests(workspace) == built
+
+
+def test_an_unknown_key_fails_the_run_with_hoards_message(hoard, workspace):
+    """Nx treats a refused key as a misconfiguration and stops, printing the
+    text/plain body Hoard answered."""
+    window = LogWindow(hoard)
+    refused = build(workspace, server=hoard.url, key=unknown_key(), check=False)
+
+    assert refused.returncode != 0, refused.stdout
+    assert "A valid API key is required." in refused.stdout, refused.stdout
+    window.settle()
+    assert set(window.statuses("GET", PREFIX)) == {"401"}
+    assert all(status == "401" for status in window.statuses("PUT", PREFIX, expected=0))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url
+from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url, unknown_key
 from tests.live_server import BIN, free_port
 
 SCCACHE_VERSION = "0.16.0"
@@ -47,12 +47,11 @@ def project(tmp_path) -> Path:
     return root
 
 
-@contextmanager
-def sccache_server(sccache: Path, project: Path, webdav: dict[str, str]):
-    """A fresh sccache server on its own port, configured only by `webdav`
-    settings; the environment that talks to it."""
+def sccache_env(project: Path, webdav: dict[str, str]) -> dict[str, str]:
+    """sccache configured only by `webdav` settings, its server on its own port."""
     home = project.parent / "sccache-home"
-    env = clean_env(
+    home.mkdir(exist_ok=True)
+    return clean_env(
         "SCCACHE_",
         "RUSTC_WRAPPER",
         SCCACHE_SERVER_PORT=str(free_port()),
@@ -63,7 +62,12 @@ def sccache_server(sccache: Path, project: Path, webdav: dict[str, str]):
         SCCACHE_LOG="warn",
         **webdav,
     )
-    home.mkdir(exist_ok=True)
+
+
+@contextmanager
+def sccache_server(sccache: Path, project: Path, webdav: dict[str, str]):
+    """A fresh sccache server; the environment that talks to it."""
+    env = sccache_env(project, webdav)
     run([str(sccache), "--start-server"], cwd=project, env=env, timeout=60)
     try:
         yield env
@@ -134,3 +138,23 @@ def test_second_build_is_served_from_hoard(auth, sccache, hoard, new_tenant, pro
     assert counts(warm, "cache_misses") == 0, warm
     assert warm["stats"]["cache_read_errors"] == 0, warm
     assert object_digests(project) == built
+
+
+def test_an_unknown_key_stops_the_sccache_server_with_hoards_message(sccache, hoard, project):
+    """sccache checks its storage when its server starts and refuses to start
+    on a key Hoard refuses, printing Hoard's error."""
+    window = LogWindow(hoard)
+    env = sccache_env(project, webdav_settings(hoard, unknown_key(), "token"))
+    started = run([str(sccache), "--start-server"], cwd=project, env=env, timeout=60, check=False)
+    if started.returncode == 0:
+        run([str(sccache), "--stop-server"], cwd=project, env=env, timeout=60, check=False)
+
+    assert started.returncode != 0, started.stdout
+    assert "A valid API key is required." in started.stdout, started.stdout
+    window.settle()
+    statuses = {
+        status
+        for method in ("GET", "HEAD", "PUT", "PROPFIND", "MKCOL")
+        for status in window.statuses(method, PREFIX, expected=0)
+    }
+    assert statuses == {"401"}, statuses

@@ -215,16 +215,29 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
     by the request's path unless `cache_api` says (outside a request)."""
     shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
     if shape == NX_SHAPE:
-        response = Response(error.message, status=error.status, content_type="text/plain; charset=utf-8")
+        # Exactly text/plain: Nx refuses a 401 whose type has a charset parameter.
+        response = Response(error.message, status=error.status, content_type="text/plain")
     else:
         response = jsonify(error_body(error, shape))
         response.status_code = error.status
     if error.status == 401 and cache_api is None and request.path.startswith(TOOLS_PREFIX):
-        # Gradle sends its credentials only once challenged for them.
-        response.headers["WWW-Authenticate"] = 'Basic realm="Hoard"'
+        _challenge(response)
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
+
+
+def tool_error_response(error: ApiError):
+    """An error of the plain HTTP cache outside a request (api/cache_reads.py)."""
+    response = error_response(error, cache_api=True)
+    if error.status == 401:
+        _challenge(response)
+    return response
+
+
+def _challenge(response) -> None:
+    # A client that sends credentials only once challenged (HTTP basic) is told how.
+    response.headers["WWW-Authenticate"] = 'Basic realm="Hoard"'
 
 
 def unparsed_request_error(status: int, reason: str, detail: str) -> bytes:

@@ -262,3 +262,95 @@ def print_report(machine: dict, capacity: dict, rows: list[Row], cpus: int) -> N
         f"MB = 10^6 bytes; medians over repetitions; {cpus} CPUs shared by the servers and the clients. "
         f"targets: {verdicts.count('PASS')} pass, {verdicts.count('FAIL')} fail."
     )
+
+
+# ---------------------------------------------------------------- the plain HTTP cache
+
+# The target name of Hoard's plain HTTP cache (/cache/gradle/<key>) in a run.
+HTTP_CACHE = "hoard-http"
+
+
+@dataclass
+class HttpCacheRow:
+    """One figure of the plain HTTP cache beside the same server's /v8 figure."""
+
+    section: str
+    measure: str
+    unit: str
+    http_cache: float
+    v8: float
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> float | None:
+        return self.http_cache / self.v8 if self.v8 else None
+
+
+def http_cache_rows(section: str, result: dict) -> list[HttpCacheRow]:
+    """Large PUT/GET and small HEAD/GET of /cache/gradle/ against /v8, when the run had both."""
+    rows = []
+    for label, figures in result["transfers"].items():
+        if HTTP_CACHE not in figures:
+            continue
+        for verb in ("put", "get"):
+            rows.append(
+                HttpCacheRow(
+                    section,
+                    f"{verb.upper()} {label}",
+                    "MB/s",
+                    figures[HTTP_CACHE][f"{verb}_mb_s"],
+                    figures["hoard"][f"{verb}_mb_s"],
+                )
+            )
+    for key, figures in result["small"].items():
+        if HTTP_CACHE not in figures:
+            continue
+        rows.append(
+            HttpCacheRow(
+                section,
+                f"{key} 1 KiB",
+                "req/s",
+                figures[HTTP_CACHE]["requests_per_s"],
+                figures["hoard"]["requests_per_s"],
+            )
+        )
+        rows.append(
+            HttpCacheRow(
+                section,
+                f"{key} 1 KiB p99",
+                "ms",
+                figures[HTTP_CACHE]["p99_ms"],
+                figures["hoard"]["p99_ms"],
+                higher_is_better=False,
+            )
+        )
+    return rows
+
+
+def print_http_cache(rows: list[HttpCacheRow]) -> None:
+    if not rows:
+        return
+    table = [("pass", "measure", "unit", "/cache/gradle", "/v8", "/cache÷/v8", "better")]
+    for row in rows:
+        table.append(
+            (
+                row.section,
+                row.measure,
+                row.unit,
+                _number(row.http_cache, row.unit),
+                _number(row.v8, row.unit),
+                "-" if row.ratio is None else f"{row.ratio:.2f}",
+                "higher" if row.higher_is_better else "lower",
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    print()
+    print("the plain HTTP cache (GET/HEAD/PUT on /cache/<tool>/<key>) beside /v8, the same server:")
+    for index, line in enumerate(table):
+        cells = [
+            cell.rjust(width) if column in (3, 4, 5) else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))

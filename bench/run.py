@@ -128,13 +128,20 @@ class Target:
     cpu_probes: dict[str, Callable[[], dict[int, float]]] = field(default_factory=dict)
     # What it asks of those services: round trips, commands.
     count_probes: dict[str, Callable[[], dict]] = field(default_factory=dict)
+    # Where an artifact lives: turbo's /v8 route, or a build tool's key under
+    # the plain HTTP cache (which turbo does not speak).
+    route: str = "/v8/artifacts/{hash}?slug={team}"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def speaks_turbo(self) -> bool:
+        return self.route.startswith("/v8/")
+
     def path(self, artifact_hash: str) -> str:
-        return f"/v8/artifacts/{artifact_hash}?slug={self.team}"
+        return self.route.format(hash=artifact_hash, team=self.team)
 
 
 def in_turns(targets: list[Target], rep: int) -> list[Target]:
@@ -472,6 +479,7 @@ def measure_small(targets, plan, generator, small_hashes, sampler) -> dict:
 
 
 def measure_turbo(targets, plan, hoard_server, repo, binary, sampler, pass_name) -> dict:
+    targets = [target for target in targets if target.speaks_turbo]
     runs: dict[str, list[dict]] = {t.name: [] for t in targets}
     with sampler.phase("turbo"):
         for rep in range(plan.reps):
@@ -547,18 +555,28 @@ def run_pass(pass_name, plan, work, bodies, generator, services, repo, binary) -
         targets = [
             Target("hoard", hoard_server.port, tenant.key, tenant.slug, hoard_server.process.pid),
             Target("peer", peer_server.port, peer_token, "bench", peer_server.process.pid),
+            # The same server's plain HTTP cache, as Gradle (or ccache, Bazel...) uses it.
+            Target(
+                report.HTTP_CACHE,
+                hoard_server.port,
+                tenant.key,
+                tenant.slug,
+                hoard_server.process.pid,
+                route="/cache/gradle/{hash}",
+            ),
         ]
         for target in targets:
             target.cpu_probes["server"] = partial(tree_cpu, target.pid)
             if moto_pid:
                 target.cpu_probes["moto"] = partial(tree_cpu, moto_pid)
-        hoard = targets[0]
-        if services["postgres"]:
-            hoard.cpu_probes["postgres"] = postgres_backends_cpu
-            hoard.count_probes["SQL round trips"] = partial(sockets.segments_sent, hoard.pid, POSTGRES_PORT)
-        if services["redis"]:
-            hoard.count_probes["Redis round trips"] = partial(sockets.segments_sent, hoard.pid, REDIS_PORT)
-            hoard.count_probes["Redis commands"] = RedisCommands()
+        for hoard in (targets[0], targets[2]):
+            segments = partial(sockets.segments_sent, hoard.pid)
+            if services["postgres"]:
+                hoard.cpu_probes["postgres"] = postgres_backends_cpu
+                hoard.count_probes["SQL round trips"] = partial(segments, POSTGRES_PORT)
+            if services["redis"]:
+                hoard.count_probes["Redis round trips"] = partial(segments, REDIS_PORT)
+                hoard.count_probes["Redis commands"] = RedisCommands()
         for target in targets:
             smoke_check(target)
         log(f"hoard on :{hoard_server.port} (pid {hoard_server.process.pid}), peer on :{peer_server.port}")
@@ -683,14 +701,18 @@ def main() -> int:
         # Sampled again at the end: the machine's load drifts during a long run.
         machine = results["limits"] = measure_limits(plan, work, limit_body, limit_runs)
         rows: list[report.Row] = []
+        http_rows: list[report.HttpCacheRow] = []
         for pass_name, result in results["passes"].items():
             rows += report.build_rows(pass_name, result, machine, cpus)
+            http_rows += report.http_cache_rows(pass_name, result)
         results["rows"] = [row.as_dict() for row in rows]
+        results["http_cache_rows"] = [row.__dict__ for row in http_rows]
         results["machine"]["loadavg_after"] = os.getloadavg()
         results["finished"] = datetime.now(UTC).isoformat()
         out = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}{'-quick' if args.quick else ''}.json"
         out.write_text(json.dumps(results, indent=2, default=str) + "\n")
         report.print_report(machine, capacity, rows, cpus)
+        report.print_http_cache(http_rows)
         print(f"results: {out.relative_to(ROOT)}")
         return 0
     finally:

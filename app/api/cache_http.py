@@ -5,9 +5,10 @@ build tool at Hoard"."""
 from flask import Blueprint, Response, request
 from werkzeug.routing import PathConverter
 
+from .. import ratelimit
 from ..auth import require_tenant
 from ..services import tool_cache
-from . import parsing, responses, serializers
+from . import cache_reads, parsing, serializers
 
 bp = Blueprint("tool_cache", __name__, url_prefix="/cache")
 
@@ -21,10 +22,11 @@ class KeyPath(PathConverter):
 
 
 @bp.route("/<tool>/<keypath:key>", methods=["GET", "HEAD"])
+@ratelimit.exempt  # answer_tool() charges the request itself
 def read(tool: str, key: str):
-    tenant = require_tenant()
-    found = tool_cache.read_entry(tenant, tool, key, with_body=request.method == "GET")
-    return responses.send_download(found.download, content_type="application/octet-stream")
+    """Answered by cache_reads.CacheReads before Flask routes anything; the
+    rule is here so the URL map (a 405's Allow) knows the route."""
+    return cache_reads.answer_tool(request.environ, tool, key)
 
 
 @bp.route("/<tool>/<keypath:key>", methods=["PUT"])

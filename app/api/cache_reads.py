@@ -1,4 +1,5 @@
-"""HEAD and GET of /v8/artifacts/<hash>, answered ahead of Flask's request machinery.
+"""HEAD and GET of /v8/artifacts/<hash> and of the plain HTTP cache's
+/cache/<tool>/<key>, answered ahead of Flask's request machinery.
 
 turbo asks for every task's artifact before it runs the task, so these are
 most of a cache's requests and most of them are small. They are answered here
@@ -18,16 +19,18 @@ from flask import Flask
 from werkzeug import Response
 
 from .. import auth
-from ..errors import ApiError, InternalError, Unauthorized, error_response
+from ..errors import ApiError, InternalError, Unauthorized, error_response, tool_error_response
 from ..extensions import db
 from ..headers import security_headers
 from ..ratelimit import rate_limits
-from ..services import cache, usage
+from ..services import cache, tool_cache, usage
 from . import responses
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/v8/artifacts/"
+# The plain HTTP cache's reads (/cache/<tool>/<key>), answered alike.
+TOOLS_PREFIX = "/cache/"
 # Under PREFIX, what Flask routes itself: the status, and the bare prefix
 # (the POST-only query route, whose 405 Flask writes).
 NOT_ARTIFACTS = frozenset({"status", ""})
@@ -56,22 +59,62 @@ class CacheReads:
             with self.app.app_context():
                 response = answer(environ, path[len(PREFIX) :])
             return response(environ, start_response)
+        if environ["REQUEST_METHOD"] in READ_METHODS and path.startswith(TOOLS_PREFIX):
+            tool, _, key = path[len(TOOLS_PREFIX) :].partition("/")
+            with self.app.app_context():
+                response = answer_tool(environ, tool, key)
+            return response(environ, start_response)
         return self.wsgi_app(environ, start_response)
 
 
 def answer(environ: dict, artifact_hash: str) -> Response:
     """The response to one artifact read, never an exception."""
+
+    def find(connection, digest):
+        return cache.find_read(connection, key_digest=digest, artifact_hash=artifact_hash)
+
+    def respond(connection, read, digest):
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        found = cache.open_read(
+            connection,
+            read,
+            artifact_hash,
+            key_digest=digest,
+            team_id=_first(query, "teamId"),
+            slug=_first(query, "slug"),
+            with_body=environ["REQUEST_METHOD"] == "GET",
+        )
+        return _download_response(environ, found)
+
+    return _answer(environ, auth.bearer_key(environ.get("HTTP_AUTHORIZATION")), find, respond)
+
+
+def answer_tool(environ: dict, tool: str, key: str) -> Response:
+    """The response to one read of a build tool's entry, never an exception."""
+
+    def find(connection, digest):
+        return tool_cache.find_read(connection, key_digest=digest, tool=tool, key=key)
+
+    def respond(connection, read, digest):
+        with_body = environ["REQUEST_METHOD"] == "GET"
+        found = tool_cache.open_read(connection, read, tool, key, key_digest=digest, with_body=with_body)
+        content_type = "application/octet-stream"
+        return responses.send_download(found.download, content_type=content_type, environ=environ)
+
+    return _answer(environ, auth.presented_key(environ.get("HTTP_AUTHORIZATION")), find, respond, tools=True)
+
+
+def _answer(environ: dict, key: str | None, find, respond, *, tools: bool = False) -> Response:
+    """Authenticate, charge the limit, look up in one statement, respond;
+    every error in the API's shape."""
     tenant_id = None
     outcome = None
     try:
         with db.engine.connect() as connection:
             # Reads need no transaction (see app/transactions.py).
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            key = auth.bearer_key(environ.get("HTTP_AUTHORIZATION"))
             digest = auth.key_digest(key) if key is not None else None
-            read = None
-            if digest is not None:
-                read = cache.find_read(connection, key_digest=digest, artifact_hash=artifact_hash)
+            read = find(connection, digest) if digest is not None else None
             limits = rate_limits()
             if read is not None:
                 tenant_id = read.team.id
@@ -82,19 +125,9 @@ def answer(environ: dict, artifact_hash: str) -> Response:
                 raise outcome.refusal()
             if read is None:
                 raise Unauthorized()
-            query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-            found = cache.open_read(
-                connection,
-                read,
-                artifact_hash,
-                key_digest=digest,
-                team_id=_first(query, "teamId"),
-                slug=_first(query, "slug"),
-                with_body=environ["REQUEST_METHOD"] == "GET",
-            )
-            response = _download_response(environ, found)
+            response = respond(connection, read, digest)
     except ApiError as error:
-        response = error_response(error, cache_api=True)
+        response = tool_error_response(error) if tools else error_response(error, cache_api=True)
     except Exception:
         log.exception("unhandled error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
         response = error_response(InternalError(), cache_api=True)

@@ -49,6 +49,7 @@ READ_BY_KEY = (
         Tenant.id,
         Tenant.slug,
         Tenant.cache_status,
+        Tenant.cache_tools_off,
         CacheEntry.storage_key,
         CacheEntry.size_bytes,
         CacheEntry.duration_ms,

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Row, func, select
 
-from ..errors import CacheUnavailable, InvalidRequest, NotFound, ToolDisabled
+from ..errors import CacheUnavailable, InvalidRequest, NotFound, ToolDisabled, Unauthorized
 from ..extensions import db
 from ..models import CacheEntry, Tenant
 from ..storage import ObjectNotFound, keys
@@ -82,7 +82,7 @@ def entry_name(tool: str, key: str) -> str:
     return f"{tool}/#{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def tool_enabled(tenant: Tenant, tool: str) -> bool:
+def tool_enabled(tenant: Tenant | Row, tool: str) -> bool:
     return tool not in (tenant.cache_tools_off or "").split(",")
 
 
@@ -93,7 +93,7 @@ def _require_writable(tenant: Tenant, tool: str) -> None:
         raise ToolDisabled(f"the {tool} cache is turned off for this team")
 
 
-def _readable(tenant: Tenant, tool: str) -> bool:
+def _readable(tenant: Tenant | Row, tool: str) -> bool:
     return tenant.cache_status not in ("disabled", "paused") and tool_enabled(tenant, tool)
 
 
@@ -174,6 +174,55 @@ def entry_size(tenant: Tenant, tool: str, path: str) -> int:
     if not path.strip("/"):
         raise NotFound("collections are implied by the keys under them")
     return read_entry(tenant, tool, path, with_body=False).size
+
+
+def find_read(connection: Connection, *, key_digest: str, tool: str, key: str) -> cache.CacheRead | None:
+    """The key's team and the tool's entry under `key`, in one statement
+    (cache.READ_BY_KEY); None when no unrevoked key has this digest. A key
+    that is not valid for the tool finds no entry; open_read refuses it."""
+    try:
+        name = entry_name(check_tool(tool), canonical_key(tool, key))
+    except (InvalidRequest, NotFound):
+        name = ""
+    row = connection.execute(cache.READ_BY_KEY, {"digest": key_digest, "hash": name}).first()
+    if row is None:
+        return None
+    return cache.CacheRead(team=row, entry=row if row.storage_key is not None else None)
+
+
+def open_read(
+    connection: Connection, read: cache.CacheRead, tool: str, key: str, *, key_digest: str, with_body: bool
+) -> ToolDownload:
+    """read_entry's rules on the read find_read made, for the fast path
+    (api/cache_reads.py): the entry ready to send, the hit or miss counted."""
+    check_tool(tool)
+    name = entry_name(tool, canonical_key(tool, key))
+    if not _readable(read.team, tool):
+        raise CacheUnavailable()
+    tenant_id = read.team.id
+    for _ in range(cache.OPEN_ATTEMPTS):
+        entry = read.entry
+        if entry is None:
+            break
+        cache.touch(connection, tenant_id, name, entry.last_read_at)
+        try:
+            download = open_download(
+                entry.storage_key,
+                entry.size_bytes,
+                with_body=with_body,
+                may_redirect=tool in FOLLOWS_REDIRECTS,
+            )
+        except ObjectNotFound:
+            read = find_read(connection, key_digest=key_digest, tool=tool, key=key)
+            if read is None:
+                raise Unauthorized() from None
+            continue
+        if with_body:
+            usage.count(tenant_id, tool=tool, cache_hits=1, cache_bytes_served=entry.size_bytes)
+        return ToolDownload(size=entry.size_bytes, download=download)
+    if with_body:
+        usage.count(tenant_id, tool=tool, cache_misses=1)
+    raise NotFound("No entry under this key.")
 
 
 def make_collection(tenant: Tenant, tool: str, path: str) -> None:

@@ -1,6 +1,7 @@
 """Per-tenant limits in one process: headers, 429 bodies on both APIs, and
 who shares a budget. Across processes: tests/e2e/test_rate_limits_redis.py."""
 
+import base64
 import time
 
 import pytest
@@ -233,3 +234,29 @@ def test_the_limit_header_is_per_second_when_the_sustained_window_binds(limited_
     assert refused.headers["X-RateLimit-Limit"] == str(BURST)
     assert refused.headers["X-RateLimit-Remaining"] == "0"
     assert int(refused.headers["Retry-After"]) >= 3  # until the first 5 leave the 5-second window
+
+
+def test_build_tools_draw_on_the_tenants_one_budget_with_basic_keys_too(limited_app, app):
+    """Nx, the plain HTTP cache's fast reads and its PUTs share the tenant's
+    budget with /v8 and /v1, whether the key comes as bearer or basic."""
+    _, key = make_tenant("acme")
+    basic = {"Authorization": "Basic " + base64.b64encode(f"gradle:{key}".encode()).decode()}
+    client = limited_app.test_client()
+    calls = [
+        client.get("/cache/gradle/0123abcd", headers=basic),
+        client.put("/cache/gradle/0123abcd", data=b"x", headers=basic),
+        client.get("/v1/cache/12345", headers=bearer(key)),
+        client.head("/cache/ccache/ab/cdef", headers=bearer(key)),
+        client.get("/v1/whoami", headers=bearer(key)),
+    ]
+    assert [response.status_code for response in calls] == [404, 200, 404, 404, 200]
+    for response, remaining in zip(calls, range(BURST - 1, -1, -1), strict=True):
+        assert response.headers["X-RateLimit-Limit"] == str(BURST)
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+        assert response.headers["Cache-Control"] == "private, no-store"
+    refused = client.get("/cache/gradle/0123abcd", headers=basic)
+    assert refused.status_code == 429
+    assert refused.json["code"] == "rate_limited"
+    nx_refused = client.put("/v1/cache/999", data=b"x", headers=bearer(key))
+    assert nx_refused.status_code == 429
+    assert nx_refused.mimetype == "text/plain"

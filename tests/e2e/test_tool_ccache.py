@@ -131,3 +131,28 @@ def test_an_unknown_key_still_builds_and_stores_nothing(hoard, project):
     window.settle()
     assert set(window.statuses("GET", PREFIX, expected=len(SOURCES))) == {"401"}
     assert set(window.statuses("PUT", PREFIX, expected=0)) <= {"401"}
+
+
+def test_a_tool_turned_off_still_builds_and_keeps_its_entries(hoard, new_tenant, project):
+    """`flask tenants set-tool <slug> ccache off`: ccache compiles without
+    remote hits (reads are misses, writes refused); turned on again, what was
+    stored before is served."""
+    owner = new_tenant()
+    storage = remote_storage(hoard, owner.key, "subdirs", "bearer-token")
+    compiles = len(SOURCES)
+    assert build(project, storage)["write"] == 2 * compiles
+    built = object_digests(project)
+
+    hoard.flask("tenants", "set-tool", owner.slug, "ccache", "off")
+    window = LogWindow(hoard)
+    off = build(project, storage)
+    assert off["hit"] == 0 and off["miss"] == compiles, off
+    assert object_digests(project) == built
+    window.settle()
+    assert set(window.statuses("GET", PREFIX, expected=0)) == {"404"}
+    assert set(window.statuses("PUT", PREFIX, expected=0)) <= {"403"}
+
+    hoard.flask("tenants", "set-tool", owner.slug, "ccache", "on")
+    back = build(project, storage)
+    assert back["hit"] == compiles and back["error"] == 0, back
+    assert object_digests(project) == built

@@ -215,11 +215,9 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
     by the request's path unless `cache_api` says (outside a request)."""
     shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
     if shape == NX_SHAPE:
-        # Exactly text/plain: Nx refuses a 401 whose type has a charset parameter.
-        response = Response(error.message, status=error.status, content_type="text/plain")
-    else:
-        response = jsonify(error_body(error, shape))
-        response.status_code = error.status
+        return _nx_response(error)
+    response = jsonify(error_body(error, shape))
+    response.status_code = error.status
     if error.status == 401 and cache_api is None and request.path.startswith(TOOLS_PREFIX):
         _challenge(response)
     for name, value in error.headers.items():
@@ -227,11 +225,22 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
     return response
 
 
-def tool_error_response(error: ApiError):
-    """An error of the plain HTTP cache outside a request (api/cache_reads.py)."""
+def tool_error_response(error: ApiError, *, nx: bool = False):
+    """An error of a build tool's read outside a request (api/cache_reads.py):
+    Nx's text, or the plain HTTP cache's flat JSON with a basic challenge."""
+    if nx:
+        return _nx_response(error)
     response = error_response(error, cache_api=True)
     if error.status == 401:
         _challenge(response)
+    return response
+
+
+def _nx_response(error: ApiError):
+    # Exactly text/plain: Nx refuses a 401 whose type has a charset parameter.
+    response = Response(error.message, status=error.status, content_type="text/plain")
+    for name, value in error.headers.items():
+        response.headers[name] = value
     return response
 
 

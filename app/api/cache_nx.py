@@ -2,11 +2,12 @@
 /v1/cache/{hash}, beside the Artifacta routes. Errors are text/plain, which
 the Nx CLI prints (errors.py)."""
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
+from .. import ratelimit
 from ..auth import require_tenant
 from ..services import tool_cache
-from . import parsing, responses
+from . import cache_reads, parsing
 
 bp = Blueprint("nx_cache", __name__, url_prefix="/v1/cache")
 
@@ -20,6 +21,8 @@ def upload(artifact_hash: str):
 
 
 @bp.route("/<path:artifact_hash>", methods=["GET"])
+@ratelimit.exempt  # answer_tool() charges the request itself
 def download(artifact_hash: str):
-    found = tool_cache.read_entry(require_tenant(), tool_cache.NX, artifact_hash, with_body=True)
-    return responses.send_download(found.download, content_type="application/octet-stream")
+    """Answered by cache_reads.CacheReads before Flask routes anything; the
+    rule is here so the URL map (a 405's Allow) knows the route."""
+    return cache_reads.answer_tool(request.environ, tool_cache.NX, artifact_hash)

@@ -13,6 +13,7 @@ same answer(), so a request answers alike whichever reaches it.
 """
 
 import logging
+from functools import partial
 from urllib.parse import parse_qs
 
 from flask import Flask
@@ -29,8 +30,10 @@ from . import responses
 log = logging.getLogger(__name__)
 
 PREFIX = "/v8/artifacts/"
-# The plain HTTP cache's reads (/cache/<tool>/<key>), answered alike.
+# The build tools' reads, answered alike: the plain HTTP cache's
+# /cache/<tool>/<key> and Nx's /v1/cache/<hash>.
 TOOLS_PREFIX = "/cache/"
+NX_PREFIX = "/v1/cache/"
 # Under PREFIX, what Flask routes itself: the status, and the bare prefix
 # (the POST-only query route, whose 405 Flask writes).
 NOT_ARTIFACTS = frozenset({"status", ""})
@@ -59,8 +62,11 @@ class CacheReads:
             with self.app.app_context():
                 response = answer(environ, path[len(PREFIX) :])
             return response(environ, start_response)
-        if environ["REQUEST_METHOD"] in READ_METHODS and path.startswith(TOOLS_PREFIX):
-            tool, _, key = path[len(TOOLS_PREFIX) :].partition("/")
+        if environ["REQUEST_METHOD"] in READ_METHODS and path.startswith((TOOLS_PREFIX, NX_PREFIX)):
+            if path.startswith(NX_PREFIX):
+                tool, key = tool_cache.NX, path[len(NX_PREFIX) :]
+            else:
+                tool, _, key = path[len(TOOLS_PREFIX) :].partition("/")
             with self.app.app_context():
                 response = answer_tool(environ, tool, key)
             return response(environ, start_response)
@@ -86,11 +92,13 @@ def answer(environ: dict, artifact_hash: str) -> Response:
         )
         return _download_response(environ, found)
 
-    return _answer(environ, auth.bearer_key(environ.get("HTTP_AUTHORIZATION")), find, respond)
+    api_key = auth.bearer_key(environ.get("HTTP_AUTHORIZATION"))
+    return _answer(environ, api_key, find, respond, partial(error_response, cache_api=True))
 
 
 def answer_tool(environ: dict, tool: str, key: str) -> Response:
-    """The response to one read of a build tool's entry, never an exception."""
+    """The response to one read of a build tool's entry (Nx's included),
+    never an exception."""
 
     def find(connection, digest):
         return tool_cache.find_read(connection, key_digest=digest, tool=tool, key=key)
@@ -101,10 +109,11 @@ def answer_tool(environ: dict, tool: str, key: str) -> Response:
         content_type = "application/octet-stream"
         return responses.send_download(found.download, content_type=content_type, environ=environ)
 
-    return _answer(environ, auth.presented_key(environ.get("HTTP_AUTHORIZATION")), find, respond, tools=True)
+    api_key = auth.presented_key(environ.get("HTTP_AUTHORIZATION"))
+    return _answer(environ, api_key, find, respond, partial(tool_error_response, nx=tool == tool_cache.NX))
 
 
-def _answer(environ: dict, key: str | None, find, respond, *, tools: bool = False) -> Response:
+def _answer(environ: dict, api_key: str | None, find, respond, render_error) -> Response:
     """Authenticate, charge the limit, look up in one statement, respond;
     every error in the API's shape."""
     tenant_id = None
@@ -113,7 +122,7 @@ def _answer(environ: dict, key: str | None, find, respond, *, tools: bool = Fals
         with db.engine.connect() as connection:
             # Reads need no transaction (see app/transactions.py).
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            digest = auth.key_digest(key) if key is not None else None
+            digest = auth.key_digest(api_key) if api_key is not None else None
             read = find(connection, digest) if digest is not None else None
             limits = rate_limits()
             if read is not None:
@@ -127,10 +136,10 @@ def _answer(environ: dict, key: str | None, find, respond, *, tools: bool = Fals
                 raise Unauthorized()
             response = respond(connection, read, digest)
     except ApiError as error:
-        response = tool_error_response(error) if tools else error_response(error, cache_api=True)
+        response = render_error(error)
     except Exception:
         log.exception("unhandled error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
-        response = error_response(InternalError(), cache_api=True)
+        response = render_error(InternalError())
     if outcome is not None:
         for name, value in outcome.headers():
             response.headers[name] = value

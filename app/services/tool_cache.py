@@ -126,54 +126,21 @@ def put_entry(
     )
 
 
-def read_entry(tenant: Tenant, tool: str, key: str, *, with_body: bool) -> ToolDownload:
-    """The entry's body ready to send, recording the hit or miss. A cache or
-    tool that is off answers a miss (CacheUnavailable): no tool fails a
-    build on a miss."""
-    check_tool(tool)
-    key = canonical_key(tool, key)
-    if not _readable(tenant, tool):
-        raise CacheUnavailable()
-    tenant_id = tenant.id
-    name = entry_name(tool, key)
-    connection = db.session.connection()
-    # A concurrent PUT may delete the version read; the row read again names
-    # the new one (see cache.open_read).
-    for _ in range(cache.OPEN_ATTEMPTS):
-        entry = connection.execute(
-            select(CacheEntry.storage_key, CacheEntry.size_bytes, CacheEntry.last_read_at).where(
-                CacheEntry.tenant_id == tenant_id, CacheEntry.hash == name
-            )
-        ).first()
-        if entry is None:
-            break
-        cache.touch(connection, tenant_id, name, entry.last_read_at)
-        try:
-            download = open_download(
-                entry.storage_key,
-                entry.size_bytes,
-                with_body=with_body,
-                may_redirect=tool in FOLLOWS_REDIRECTS,
-            )
-        except ObjectNotFound:
-            continue
-        db.session.commit()
-        if with_body:
-            usage.count(tenant_id, tool=tool, cache_hits=1, cache_bytes_served=entry.size_bytes)
-        return ToolDownload(size=entry.size_bytes, download=download)
-    db.session.commit()
-    if with_body:
-        usage.count(tenant_id, tool=tool, cache_misses=1)
-    raise NotFound("No entry under this key.")
-
-
 def entry_size(tenant: Tenant, tool: str, path: str) -> int:
     """WebDAV PROPFIND (sccache): an entry's size; NotFound for anything else,
     the base URL included, which sccache takes as "create it" (MKCOL)."""
     check_tool(tool)
     if not path.strip("/"):
         raise NotFound("collections are implied by the keys under them")
-    return read_entry(tenant, tool, path, with_body=False).size
+    name = entry_name(tool, canonical_key(tool, path))
+    if not _readable(tenant, tool):
+        raise CacheUnavailable()
+    size = db.session.scalar(
+        select(CacheEntry.size_bytes).where(CacheEntry.tenant_id == tenant.id, CacheEntry.hash == name)
+    )
+    if size is None:
+        raise NotFound("No entry under this key.")
+    return size
 
 
 def find_read(connection: Connection, *, key_digest: str, tool: str, key: str) -> cache.CacheRead | None:
@@ -193,8 +160,9 @@ def find_read(connection: Connection, *, key_digest: str, tool: str, key: str) -
 def open_read(
     connection: Connection, read: cache.CacheRead, tool: str, key: str, *, key_digest: str, with_body: bool
 ) -> ToolDownload:
-    """read_entry's rules on the read find_read made, for the fast path
-    (api/cache_reads.py): the entry ready to send, the hit or miss counted."""
+    """The entry find_read found, ready to send (api/cache_reads.py), the hit
+    or miss counted. A cache or tool that is off answers a miss
+    (CacheUnavailable): no tool fails a build on a miss."""
     check_tool(tool)
     name = entry_name(tool, canonical_key(tool, key))
     if not _readable(read.team, tool):

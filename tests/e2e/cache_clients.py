@@ -6,6 +6,7 @@ the client notes of issue 15; these helpers only run the clients and read
 back what gunicorn logged.
 """
 
+import json
 import os
 import re
 import secrets
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from tests.live_server import HoardServer
+from tests.live_server import HoardServer, Tenant
 
 
 def tool_url(hoard: HoardServer, tool: str, *, slash: bool = True) -> str:
@@ -28,6 +29,12 @@ def unknown_key() -> str:
     """A well-formed API key that no tenant has."""
     alphabet = string.ascii_letters + string.digits
     return "ak_live_" + "".join(secrets.choice(alphabet) for _ in range(32))
+
+
+def stored_entries(hoard: HoardServer, tenant: Tenant, tool: str) -> int:
+    """How many entries Hoard holds for the tenant under the tool, from
+    `flask tenants stats`."""
+    return json.loads(hoard.flask("tenants", "stats", tenant.slug))["tools"][tool]["entries"]
 
 
 def clean_env(*prefixes: str, **extra: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url
+from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url
 
 PREFIX = "/cache/bazel/"
 BUILD = """\
@@ -133,3 +133,4 @@ def test_second_build_is_served_from_hoard(hoard, new_tenant, workspace):
     assert "Remote Cache" not in warm, warm
     assert {status for _, status in window.requests("GET", PREFIX, expected=2 * ACTIONS)} == {"200"}
     assert output_digests(root) == built
+    assert stored_entries(hoard, owner, "bazel") == len({path for path, _ in action_results + blobs})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url, unknown_key
+from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url, unknown_key
 
 SOURCES = {
     "twice.c": "int twice(int x) { return 2 * x; }\n",
@@ -117,6 +117,7 @@ def test_second_build_is_served_from_hoard(layout, auth, hoard, new_tenant, proj
     assert warm["write"] == 0, warm
     summary = run(["ccache", "-s"], cwd=project, env=ccache_env(project, storage)).stdout
     assert re.search(rf"Remote storage:\s*\n\s*Hits:\s+{compiles} /\s+{compiles}\b", summary), summary
+    assert stored_entries(hoard, owner, "ccache") == len({path for path, _ in puts})
     assert object_digests(project) == built
 
 

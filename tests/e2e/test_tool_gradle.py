@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url
+from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url
 
 PREFIX = "/cache/gradle/"
 # Credentials come from the environment, as a CI job would pass them.
@@ -109,3 +109,4 @@ def test_second_build_is_served_from_hoard(hoard, new_tenant, project):
     assert "1 actionable task: 1 from cache" in warm, warm
     assert window.requests("GET", PREFIX) == [(lookup[0], "200")]
     assert class_digest(project) == built
+    assert stored_entries(hoard, owner, "gradle") == 1

@@ -17,7 +17,7 @@ import pytest
 
 from tests import services_env
 from tests.e2e import turbo
-from tests.e2e.cache_clients import LogWindow, clean_env, run, unknown_key
+from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, unknown_key
 
 NX_VERSION = "24.0.6"
 INSTALL_DIR = turbo.ROOT / ".cache" / f"nx-{NX_VERSION}"
@@ -152,6 +152,7 @@ def test_second_run_is_replayed_from_hoard(hoard, new_tenant, workspace):
         (path, "200") for path, _ in stores
     )
     assert output_digests(workspace) == built
+    assert stored_entries(hoard, owner, "nx") == tasks
 
 
 def test_an_unknown_key_fails_the_run_with_hoards_message(hoard, workspace):

@@ -21,7 +21,7 @@ import pytest
 
 from tests import services_env
 from tests.e2e import turbo
-from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url
+from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url
 
 RUSH_VERSION = "5.179.0"
 PNPM_VERSION = "9.15.9"
@@ -181,3 +181,4 @@ def test_second_build_is_served_from_hoard(rush, hoard, new_tenant, repo):
     assert runs(repo) == 0, warm
     assert window.requests("GET", PREFIX) == [(store[0], "200")]
     assert output_digest(repo) == built
+    assert stored_entries(hoard, owner, "rush") == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, tool_url, unknown_key
+from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url, unknown_key
 from tests.live_server import BIN, free_port
 
 SCCACHE_VERSION = "0.16.0"
@@ -138,6 +138,8 @@ def test_second_build_is_served_from_hoard(auth, sccache, hoard, new_tenant, pro
     assert counts(warm, "cache_misses") == 0, warm
     assert warm["stats"]["cache_read_errors"] == 0, warm
     assert object_digests(project) == built
+    # Hoard keeps each entry once, whichever slashes the key came with.
+    assert stored_entries(hoard, owner, "sccache") == compiles + 1
 
 
 def test_an_unknown_key_stops_the_sccache_server_with_hoards_message(sccache, hoard, project):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def workspace(tmp_path, nx_modules) -> Path:
     return root
 
 
-def build(workspace: Path, *, server: str, key: str, check: bool = True) -> str:
+def build(workspace: Path, *, server: str, key: str, check: bool = True) -> subprocess.CompletedProcess:
     """`nx run-many -t build` after wiping Nx's local cache and the outputs."""
     shutil.rmtree(workspace / ".nx", ignore_errors=True)
     for name in PROJECTS:
@@ -101,8 +102,7 @@ def build(workspace: Path, *, server: str, key: str, check: bool = True) -> str:
         HOME=str(workspace.parent / "home"),
     )
     args = ["node_modules/.bin/nx", "run-many", "-t", "build", "--outputStyle=static"]
-    result = run(args, cwd=workspace, env=env, timeout=180, check=check)
-    return result.stdout if check else result
+    return run(args, cwd=workspace, env=env, timeout=180, check=check)
 
 
 def runs(workspace: Path) -> list[str]:
@@ -125,7 +125,7 @@ def test_second_run_is_replayed_from_hoard(hoard, new_tenant, workspace):
     tasks = len(PROJECTS)
 
     window = LogWindow(hoard)
-    cold = build(workspace, server=hoard.url, key=owner.key)
+    cold = build(workspace, server=hoard.url, key=owner.key).stdout
     assert runs(workspace) == ["lib", "app"], cold
     assert "[remote cache]" not in cold, cold
     assert re.search(rf"Cache:\s+0/{tasks} hit", cold), cold
@@ -137,13 +137,13 @@ def test_second_run_is_replayed_from_hoard(hoard, new_tenant, workspace):
     built = output_digests(workspace)
 
     window = LogWindow(hoard)
-    foreign = build(workspace, server=hoard.url, key=stranger.key)
+    foreign = build(workspace, server=hoard.url, key=stranger.key).stdout
     assert runs(workspace) == ["lib", "app"], foreign
     assert "[remote cache]" not in foreign, foreign
     assert sorted(window.requests("GET", PREFIX, expected=tasks)) == sorted(lookups)
 
     window = LogWindow(hoard)
-    warm = build(workspace, server=hoard.url, key=owner.key)
+    warm = build(workspace, server=hoard.url, key=owner.key).stdout
     assert runs(workspace) == [], warm
     assert warm.count("[remote cache]") == tasks, warm
     assert f"for {tasks} out of {tasks} tasks" in warm, warm

@@ -15,7 +15,17 @@ from typing import BinaryIO
 
 from sqlalchemy import Connection, Row, func, select
 
-from ..errors import CacheUnavailable, InvalidRequest, NotFound, ToolDisabled, Unauthorized
+from ..errors import (
+    CacheUnavailable,
+    InvalidRequest,
+    NotFound,
+    OverLimit,
+    Paused,
+    RemoteCachingDisabled,
+    ServiceUnavailable,
+    ToolDisabled,
+    Unauthorized,
+)
 from ..extensions import db
 from ..models import CacheEntry, Tenant
 from ..storage import ObjectNotFound, keys
@@ -24,11 +34,16 @@ from .downloads import Download, open_download
 
 NX = "nx"
 BAZEL = "bazel"
+RUSH = "rush"
 # Every tool served, in the order stats list them (turbo is /v8's).
-TOOLS = (NX, "ccache", "sccache", BAZEL, "gradle", "rush")
+TOOLS = (NX, "ccache", "sccache", BAZEL, "gradle", RUSH)
 # Those whose clients follow a redirect to the object store; ccache's and
 # Bazel's HTTP clients do not, so they always get the bytes from Hoard.
-FOLLOWS_REDIRECTS = frozenset({NX, "sccache", "gradle", "rush"})
+FOLLOWS_REDIRECTS = frozenset({NX, "sccache", "gradle", RUSH})
+# The refusals that mean "not stored, carry on": a 403 everywhere but Rush,
+# whose plugin fails the build on a 403 (credentials) and takes a 503 as the
+# cache being unavailable.
+NOT_STORED = (RemoteCachingDisabled, Paused, ToolDisabled, OverLimit)
 
 MAX_KEY_LENGTH = 1024
 # One segment of a key: no '/', '\', NUL, '%' or space, and never '.' or '..'.
@@ -107,23 +122,29 @@ def put_entry(
 ) -> None:
     """Store the body under the tool's key, replacing any earlier version
     atomically (Nx's entries are never replaced: RecordExists). A Bazel CAS
-    body must hash to its key, or nothing is stored (DigestMismatch)."""
+    body must hash to its key, or nothing is stored (DigestMismatch). A PUT
+    the cache may not take is a 403, or for Rush a 503 (NOT_STORED)."""
     check_tool(tool)
     key = canonical_key(tool, key)
-    _require_writable(tenant, tool)
     name = entry_name(tool, key)
     bazel_key = _BAZEL_KEY.fullmatch(key) if tool == BAZEL else None
-    cache.store_entry(
-        tenant,
-        name,
-        keys.tool_object(tenant.id, tool, name),
-        body,
-        content_length=content_length,
-        headers=cache.EntryHeaders(),
-        sha256=bazel_key.group(2) if bazel_key and bazel_key.group(1) == "cas" else None,
-        tool=tool,
-        replace=tool != NX,
-    )
+    try:
+        _require_writable(tenant, tool)
+        cache.store_entry(
+            tenant,
+            name,
+            keys.tool_object(tenant.id, tool, name),
+            body,
+            content_length=content_length,
+            headers=cache.EntryHeaders(),
+            sha256=bazel_key.group(2) if bazel_key and bazel_key.group(1) == "cas" else None,
+            tool=tool,
+            replace=tool != NX,
+        )
+    except NOT_STORED as refused:
+        if tool != RUSH:
+            raise
+        raise ServiceUnavailable(refused.message, reason=refused.code) from None
 
 
 def entry_size(tenant: Tenant, tool: str, path: str) -> int:

@@ -3,6 +3,8 @@ HTTP cache (/cache/<tool>/) for ccache, sccache, Bazel, Gradle and Rush."""
 
 import base64
 import hashlib
+import io
+import json
 
 import pytest
 from sqlalchemy import func, select
@@ -10,6 +12,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import CacheEntry
 from app.services import tenants, tool_cache
+from tests.api.test_openapi import assert_documented
 from tests.factories import bearer
 from tests.storage_probe import stored_files
 
@@ -240,7 +243,7 @@ def test_nx_errors_are_text_for_the_cli_to_print(client):
 def test_nx_put_without_content_length_is_400(client, auth):
     response = client.put(
         f"/v1/cache/{NX_HASH}",
-        input_stream=__import__("io").BytesIO(BODY),
+        input_stream=io.BytesIO(BODY),
         headers={**auth, "Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )
@@ -270,6 +273,33 @@ def test_a_disabled_or_paused_cache_answers_reads_as_misses_and_refuses_writes(c
     assert client.put("/v1/cache/999", data=BODY, headers=auth).status_code == 403
 
 
+@pytest.mark.parametrize("setting", ["paused", "disabled", "tool_off", "over_quota"])
+def test_rush_is_told_503_where_others_get_403_so_its_build_does_not_fail(client, auth, tenant, setting):
+    if setting == "tool_off":
+        tool_cache.set_tool(tenant, "rush", enabled=False)
+    elif setting == "over_quota":
+        tenants.update_tenant(tenant, storage_quota_bytes=10)
+    else:
+        tenants.update_tenant(tenant, cache_status=setting)
+    refused = client.put(f"/cache/rush/{TOOL_KEYS['rush']}", data=BODY, headers=auth)
+    assert refused.status_code == 503
+    body = refused.get_json()
+    assert body["code"] == "service_unavailable"
+    assert (
+        body["reason"]
+        == {
+            "paused": "paused",
+            "disabled": "remote_caching_disabled",
+            "tool_off": "tool_disabled",
+            "over_quota": "over_limit",
+        }[setting]
+    )
+    assert client.get(f"/cache/rush/{TOOL_KEYS['rush']}", headers=auth).status_code == 404
+    if setting != "tool_off":
+        assert client.put(f"/cache/gradle/{TOOL_KEYS['gradle']}", data=BODY, headers=auth).status_code == 403
+    assert entries() == 0
+
+
 def test_a_tool_turned_off_answers_misses_and_403s_while_the_others_serve(client, auth, tenant):
     for tool in ("gradle", "rush"):
         client.put(f"/cache/{tool}/{TOOL_KEYS[tool]}", data=BODY, headers=auth)
@@ -284,20 +314,18 @@ def test_a_tool_turned_off_answers_misses_and_403s_while_the_others_serve(client
 
 
 def test_over_the_storage_quota_a_put_is_403_and_reads_still_serve(client, auth, tenant):
-    client.put(f"/cache/rush/{TOOL_KEYS['rush']}", data=BODY, headers=auth)
+    client.put(f"/cache/gradle/{TOOL_KEYS['gradle']}", data=BODY, headers=auth)
     tenants.update_tenant(tenant, storage_quota_bytes=len(BODY) + 10)
-    response = client.put("/cache/rush/another", data=BODY, headers=auth)
+    response = client.put("/cache/gradle/another", data=BODY, headers=auth)
     assert response.status_code == 403
     assert response.get_json()["code"] == "over_limit"
-    assert client.get(f"/cache/rush/{TOOL_KEYS['rush']}", headers=auth).data == BODY
+    assert client.get(f"/cache/gradle/{TOOL_KEYS['gradle']}", headers=auth).data == BODY
 
 
 # ------------------------------------------------------------ usage, stats
 
 
 def test_stats_show_hits_misses_bytes_and_entries_per_tool(client, auth, tenant, runner):
-    import json
-
     client.put(f"/cache/ccache/{TOOL_KEYS['ccache']}", data=BODY, headers=auth)
     client.get(f"/cache/ccache/{TOOL_KEYS['ccache']}", headers=auth)
     client.get("/cache/ccache/ab/missing", headers=auth)
@@ -369,9 +397,7 @@ def test_a_revoked_key_reads_nothing(client, tenant, tenant_and_key):
 # ------------------------------------------------------------- the document
 
 
-def test_responses_match_the_openapi_document(client, auth):
-    from tests.api.test_openapi import assert_documented
-
+def test_responses_match_the_openapi_document(client, auth, tenant):
     nx = "/v1/cache/{hash}"
     assert_documented(client.get(f"/v1/cache/{NX_HASH}", headers=auth), nx)
     assert_documented(client.put(f"/v1/cache/{NX_HASH}", data=BODY, headers=auth), nx)
@@ -387,3 +413,6 @@ def test_responses_match_the_openapi_document(client, auth):
     assert_documented(client.head(url, headers=auth), tool)
     assert_documented(client.get("/cache/rush/a/../b", headers=auth), tool)
     assert_documented(client.put(url, data=BODY), tool)
+    tenants.update_tenant(tenant, cache_status="paused")
+    assert_documented(client.put("/cache/rush/abc", data=BODY, headers=auth), tool)
+    assert_documented(client.put("/cache/gradle/abc", data=BODY, headers=auth), tool)

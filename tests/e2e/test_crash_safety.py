@@ -12,6 +12,7 @@ removes all of it.
 Presigned PUTs are Hoard's own `/v1/uploads/<token>` only with local
 storage; with S3 the client PUTs to the store, and killing Hoard changes
 nothing, so there the interrupted cache PUT stands for S3's leftovers.
+A build tool's PUT (the plain HTTP cache) is killed the same way.
 """
 
 import hashlib
@@ -247,6 +248,38 @@ def test_a_cache_put_killed_midway_leaves_the_previous_version(deployment, tenan
     assert deployment.leftovers() == [], report
     assert deployment.stored_keys(prefix) == [first_key], report
     assert_cache_version(deployment, tenant, artifact_hash, first, "first")
+
+
+# ---------------------------------------------------------------- a build tool's PUT
+
+
+def test_a_build_tool_put_killed_midway_leaves_the_previous_version(deployment, tenant):
+    hoard = deployment.hoard
+    url = f"/cache/gradle/{secrets.token_hex(16)}"
+    first = os.urandom(256 * 1024)
+    assert requests.put(hoard.url + url, data=first, headers=tenant.auth, timeout=30).status_code == 200
+    prefix = f"cache/{tenant.id}/"
+    (first_key,) = deployment.stored_keys(prefix)
+
+    second = os.urandom(ANNOUNCED)
+    headers = {**tenant.auth, "Content-Length": str(len(second))}
+    with begin_upload(hoard, "PUT", url, headers, second[:SENT]):
+        wait_for(
+            lambda: deployment.in_flight(prefix) >= 2 * PART_SIZE, "the server to store part of the body"
+        )
+        kill_the_worker(hoard)
+
+    got = requests.get(hoard.url + url, headers=tenant.auth, timeout=30)
+    assert (got.status_code, got.content) == (200, first)
+    assert deployment.rows("cache_entries", tenant.id) == 1
+    assert deployment.stored_keys(prefix) == [first_key]
+    assert deployment.leftovers() != [], "the killed upload left nothing to collect (was it under way?)"
+
+    report = collect_garbage(deployment)
+
+    assert deployment.leftovers() == [], report
+    assert deployment.stored_keys(prefix) == [first_key], report
+    assert requests.get(hoard.url + url, headers=tenant.auth, timeout=30).content == first
 
 
 # ---------------------------------------------------------------- /v1 multipart

@@ -15,6 +15,7 @@ rejects as flaky.
 """
 
 import base64
+import hashlib
 import json
 from importlib import resources
 from urllib.parse import urlsplit
@@ -38,6 +39,8 @@ SEED = 20260528
 UNLIMITED = "1000000000 per second"
 DOCUMENT = json.loads(resources.files("app").joinpath("openapi.json").read_text())
 
+# A Bazel CAS key whose body (b"tool") the `known` fixture stores.
+CAS_KEY = hashlib.sha256(b"tool").hexdigest()
 # Real values for path parameters, filled in by the `known` fixture before
 # any example is drawn.
 KNOWN: dict[str, list[str]] = {}
@@ -92,6 +95,9 @@ def known(fuzz_server, fuzz_auth):
     link = call("POST", f"/v1/artifacts/{active[0]}/links", json={})
     download = call("GET", f"/v1/artifacts/{active[1]}/download-url")
     call("PUT", "/v8/artifacts/0123456789abcdef", data=b"cache", headers={"x-artifact-duration": "7"})
+    for path in ("/v1/cache/0123456789abcdef", "/cache/gradle/0123abcd", f"/cache/bazel/cas/{CAS_KEY}"):
+        response = requests.put(url + path, data=b"tool", headers=auth, timeout=10)
+        assert response.status_code == 200, response.text
     whoami = call("GET", "/v1/whoami")
     KNOWN.update(
         artifact_id=[*active, deleted, pending["artifact_id"]],
@@ -101,6 +107,8 @@ def known(fuzz_server, fuzz_auth):
         hash=["0123456789abcdef"],
         session_id=["fuzz-session"],
         team=[whoami["tenant_slug"], whoami["tenant_id"]],
+        tool=["gradle", "bazel"],
+        key=["0123abcd", f"cas/{CAS_KEY}"],
     )
     return KNOWN
 
@@ -152,18 +160,23 @@ def flatmap_query(context, query):
 
 
 def error_shape(ctx, response, case):
-    """Every 4xx/5xx is JSON in its API's shape: /v8 flat with the nested copy, else the /v1 envelope."""
+    """Every 4xx/5xx is in its API's shape: /v8 and /cache flat JSON with the
+    nested copy, Nx's /v1/cache plain text, else the /v1 envelope."""
     if response.status_code < 400:
         return None
     if case.method.upper() == "HEAD":
         assert response.content == b"", "a HEAD error has a body"
         return None
     content_type = (response.headers.get("content-type") or [""])[0]
+    path = urlsplit(response.request.url).path
+    if path.startswith("/v1/cache/"):
+        assert content_type == "text/plain", f"an Nx error is {content_type!r}"
+        return None
     assert content_type.startswith("application/json"), (
         f"error is {content_type!r}: {response.content[:200]!r}"
     )
     body = json.loads(response.content)
-    if urlsplit(response.request.url).path.startswith("/v8/"):
+    if path.startswith(("/v8/", "/cache/")):
         assert isinstance(body.get("code"), str) and isinstance(body.get("message"), str), body
         assert body["error"] == {"code": body["code"], "message": body["message"]}, body
     else:

@@ -108,6 +108,11 @@ def test_totals_hold_under_concurrent_writers(database, new_postgres_database, t
                     response = session.put(f"{server.url}/v8/artifacts/h{index % 4}", data=body, headers=auth)
                     if response.status_code != 202:
                         failures.append(response.text)
+                    # A build tool's entries count alike (services/tool_cache.py).
+                    url = f"{server.url}/cache/gradle/g{index % 4}"
+                    response = session.put(url, data=body[: 50 + index], headers=auth)
+                    if response.status_code != 200:
+                        failures.append(response.text)
                     data = base64.b64encode(bytes([97 + round_]) * (10 + index)).decode()
                     response = session.post(
                         f"{server.url}/v1/artifacts", json={"filename": "f", "content": data}, headers=auth

@@ -133,13 +133,15 @@ def repo(repo_template, tmp_path) -> Path:
     return Path(shutil.copytree(repo_template, tmp_path / "repo", symlinks=True))
 
 
-def build(rush: Path, repo: Path, *, key: str) -> str:
+def build(
+    rush: Path, repo: Path, *, key: str, check: bool = True, **settings: str
+) -> subprocess.CompletedProcess:
     """`rush build --verbose` with empty local build cache and outputs."""
     project = repo / "projects" / "lib"
     for leftover in (repo / "common/temp/build-cache", project / "dist", project / ".rush/temp/operation"):
         shutil.rmtree(leftover, ignore_errors=True)
-    env = rush_env(repo, RUSH_BUILD_CACHE_CREDENTIAL=f"Bearer {key}")
-    return run([str(rush), "build", "--verbose"], cwd=repo, env=env, timeout=300).stdout
+    env = rush_env(repo, RUSH_BUILD_CACHE_CREDENTIAL=f"Bearer {key}", **settings)
+    return run([str(rush), "build", "--verbose"], cwd=repo, env=env, timeout=300, check=check)
 
 
 def runs(repo: Path) -> int:
@@ -158,7 +160,7 @@ def test_second_build_is_served_from_hoard(rush, hoard, new_tenant, repo):
     owner, stranger = new_tenant(), new_tenant()
 
     window = LogWindow(hoard)
-    cold = build(rush, repo, key=owner.key)
+    cold = build(rush, repo, key=owner.key).stdout
     assert runs(repo) == 1, cold
     assert "This project was not found in the build cache." in cold, cold
     assert "Successfully set cache entry." in cold, cold
@@ -169,16 +171,41 @@ def test_second_build_is_served_from_hoard(rush, hoard, new_tenant, repo):
     built = output_digest(repo)
 
     window = LogWindow(hoard)
-    foreign = build(rush, repo, key=stranger.key)
+    foreign = build(rush, repo, key=stranger.key).stdout
     assert runs(repo) == 1, foreign
     assert "Build cache hit." not in foreign, foreign
     assert set(window.requests("GET", PREFIX, expected=3)) == {(store[0], "404")}
 
     window = LogWindow(hoard)
-    warm = build(rush, repo, key=owner.key)
+    warm = build(rush, repo, key=owner.key).stdout
     assert "Build cache hit." in warm, warm
     assert "Successfully restored output from the build cache." in warm, warm
     assert runs(repo) == 0, warm
     assert window.requests("GET", PREFIX) == [(store[0], "200")]
     assert output_digest(repo) == built
     assert stored_entries(hoard, owner, "rush") == 1
+
+
+def test_a_tool_turned_off_refuses_the_write(rush, hoard, new_tenant, repo):
+    """With rush turned off for the tenant, a read is a miss and the write is
+    refused with a 503, which the plugin reports as the cache being
+    unavailable (a 403 would read "Credentials may be misconfigured").
+    Rush itself warns on any refused write, and fails a build with warnings
+    unless the command allows them: such a tenant turns writes off on Rush's
+    side too (RUSH_BUILD_CACHE_WRITE_ALLOWED=0), and then builds."""
+    owner = new_tenant()
+    hoard.flask("tenants", "set-tool", owner.slug, "rush", "off")
+
+    window = LogWindow(hoard)
+    refused = build(rush, repo, key=owner.key, check=False)
+    assert runs(repo) == 1, refused.stdout
+    assert "Could not write cache entry: HTTP 503" in refused.stdout, refused.stdout
+    assert "Credentials may be misconfigured" not in refused.stdout, refused.stdout
+    assert refused.returncode != 0, refused.stdout  # Rush's "completed with warnings"
+    assert {status for _, status in window.requests("GET", PREFIX, expected=3)} == {"404"}
+    assert {status for _, status in window.requests("PUT", PREFIX)} == {"503"}
+
+    read_only = build(rush, repo, key=owner.key, RUSH_BUILD_CACHE_WRITE_ALLOWED="0")
+    assert runs(repo) == 1, read_only.stdout
+    assert "Build cache hit." not in read_only.stdout, read_only.stdout
+    assert stored_entries(hoard, owner, "rush") == 0

@@ -166,3 +166,21 @@ def test_an_unknown_key_fails_the_run_with_hoards_message(hoard, workspace):
     window.settle()
     assert set(window.statuses("GET", PREFIX)) == {"401"}
     assert all(status == "401" for status in window.statuses("PUT", PREFIX, expected=0))
+
+
+def test_a_tool_turned_off_still_builds(hoard, new_tenant, workspace):
+    """With nx turned off for the tenant, reads are misses and writes are
+    refused, and the run still succeeds (Nx takes a refused PUT as a
+    read-only token)."""
+    owner = new_tenant()
+    hoard.flask("tenants", "set-tool", owner.slug, "nx", "off")
+
+    window = LogWindow(hoard)
+    off = build(workspace, server=hoard.url, key=owner.key)
+
+    assert off.returncode == 0
+    assert runs(workspace) == ["lib", "app"], off.stdout
+    assert "[remote cache]" not in off.stdout, off.stdout
+    assert set(window.statuses("GET", PREFIX, expected=len(PROJECTS))) == {"404"}
+    assert set(window.statuses("PUT", PREFIX, expected=len(PROJECTS))) == {"403"}
+    assert stored_entries(hoard, owner, "nx") == 0

@@ -160,3 +160,24 @@ def test_an_unknown_key_stops_the_sccache_server_with_hoards_message(sccache, ho
         for status in window.statuses(method, PREFIX, expected=0)
     }
     assert statuses == {"401"}, statuses
+
+
+def test_a_tool_turned_off_still_builds(sccache, hoard, new_tenant, project):
+    """With sccache turned off for the tenant its start-up write check is
+    refused, so sccache runs read-only: every compilation is a miss, built
+    locally, and Hoard stores nothing."""
+    owner = new_tenant()
+    hoard.flask("tenants", "set-tool", owner.slug, "sccache", "off")
+
+    window = LogWindow(hoard)
+    off = build(sccache, project, webdav_settings(hoard, owner.key, "token"))
+
+    assert set(object_digests(project)) == {"twice.o", "main.o"}
+    assert counts(off, "cache_hits") == 0, off
+    assert counts(off, "cache_misses") == len(SOURCES), off
+    window.settle()
+    # Its check creates the base collection first; refused, it writes nothing more.
+    assert window.statuses("MKCOL", PREFIX, expected=0) == ["403"]
+    assert window.requests("PUT", PREFIX, expected=0) == []
+    assert set(window.statuses("GET", PREFIX, expected=0)) == {"404"}
+    assert stored_entries(hoard, owner, "sccache") == 0

@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -416,3 +417,21 @@ def test_responses_match_the_openapi_document(client, auth, tenant):
     tenants.update_tenant(tenant, cache_status="paused")
     assert_documented(client.put("/cache/rush/abc", data=BODY, headers=auth), tool)
     assert_documented(client.put("/cache/gradle/abc", data=BODY, headers=auth), tool)
+
+
+def test_with_s3_redirects_only_tools_that_follow_them_are_redirected(app, client, auth, monkeypatch):
+    if app.config["STORAGE_BACKEND"] != "s3":
+        pytest.skip("presigned redirects need an object store (the postgresql-s3 variant)")
+    monkeypatch.setitem(app.config, "DOWNLOAD_MODE", "redirect")
+    for tool in ("ccache", "bazel", "gradle", "rush", "sccache"):
+        client.put(f"/cache/{tool}/{TOOL_KEYS[tool]}", data=BODY, headers=auth)
+    client.put(f"/v1/cache/{NX_HASH}", data=BODY, headers=auth)
+    # ccache's and Bazel's HTTP clients follow no redirect: Hoard sends the bytes.
+    for tool in ("ccache", "bazel"):
+        got = client.get(f"/cache/{tool}/{TOOL_KEYS[tool]}", headers=auth)
+        assert (got.status_code, got.data) == (200, BODY)
+    followers = [f"/cache/{tool}/{TOOL_KEYS[tool]}" for tool in ("gradle", "rush", "sccache")]
+    for url in (*followers, f"/v1/cache/{NX_HASH}"):
+        redirected = client.get(url, headers=auth)
+        assert redirected.status_code == 302, url
+        assert requests.get(redirected.headers["Location"], timeout=10).content == BODY

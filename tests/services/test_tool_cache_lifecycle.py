@@ -69,7 +69,7 @@ def test_tool_entries_count_against_the_quota_and_the_totals(client, auth, tenan
     assert usage.storage_bytes(tenant) == 80
 
     tenants.update_tenant(tenant, storage_quota_bytes=100)
-    refused = client.put("/cache/rush/big", data=b"r" * 30, headers=auth)
+    refused = client.put("/cache/gradle/big", data=b"r" * 30, headers=auth)
     assert refused.status_code == 403
     assert refused.get_json()["code"] == "over_limit"
     assert_totals_are_the_sums()

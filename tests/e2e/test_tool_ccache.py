@@ -155,3 +155,19 @@ def test_a_tool_turned_off_still_builds_and_keeps_its_entries(hoard, new_tenant,
     back = build(project, storage)
     assert back["hit"] == compiles and back["error"] == 0, back
     assert object_digests(project) == built
+
+
+def test_on_s3_a_hit_is_streamed_by_hoard(s3_redirect_hoard, project):
+    """ccache's HTTP client follows no redirect, so even with
+    DOWNLOAD_MODE=redirect Hoard sends it the bytes from S3 itself."""
+    hoard = s3_redirect_hoard
+    owner = hoard.create_tenant("ccache-s3")
+    storage = remote_storage(hoard, owner.key, "subdirs", "bearer-token")
+    assert build(project, storage)["write"] == 2 * len(SOURCES)
+    built = object_digests(project)
+
+    window = LogWindow(hoard)
+    warm = build(project, storage)
+    assert warm["hit"] == len(SOURCES) and warm["error"] == 0, warm
+    assert set(window.statuses("GET", PREFIX, expected=2 * len(SOURCES))) == {"200"}
+    assert object_digests(project) == built

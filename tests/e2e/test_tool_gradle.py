@@ -110,3 +110,19 @@ def test_second_build_is_served_from_hoard(hoard, new_tenant, project):
     assert window.requests("GET", PREFIX) == [(lookup[0], "200")]
     assert class_digest(project) == built
     assert stored_entries(hoard, owner, "gradle") == 1
+
+
+def test_a_hit_follows_hoards_redirect_to_the_object_store(s3_redirect_hoard, project):
+    """On S3 storage with DOWNLOAD_MODE=redirect, Hoard answers Gradle's
+    GET with a presigned URL, and Gradle fetches the entry from there."""
+    hoard = s3_redirect_hoard
+    owner = hoard.create_tenant("gradle-s3")
+    url = tool_url(hoard, "gradle")
+    assert task_outcome(build(project, url=url, key=owner.key)) == ""
+    built = class_digest(project)
+
+    window = LogWindow(hoard)
+    warm = build(project, url=url, key=owner.key)
+    assert task_outcome(warm) == "FROM-CACHE", warm
+    assert window.statuses("GET", PREFIX) == ["302"]
+    assert class_digest(project) == built

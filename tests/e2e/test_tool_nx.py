@@ -184,3 +184,20 @@ def test_a_tool_turned_off_still_builds(hoard, new_tenant, workspace):
     assert set(window.statuses("GET", PREFIX, expected=len(PROJECTS))) == {"404"}
     assert set(window.statuses("PUT", PREFIX, expected=len(PROJECTS))) == {"403"}
     assert stored_entries(hoard, owner, "nx") == 0
+
+
+def test_a_hit_follows_hoards_redirect_to_the_object_store(s3_redirect_hoard, workspace):
+    """On S3 storage with DOWNLOAD_MODE=redirect, Hoard answers Nx's GET
+    with a presigned URL, and Nx fetches the entry from there."""
+    hoard = s3_redirect_hoard
+    owner = hoard.create_tenant("nx-s3")
+    build(workspace, server=hoard.url, key=owner.key)
+    built = output_digests(workspace)
+    runs(workspace)
+
+    window = LogWindow(hoard)
+    warm = build(workspace, server=hoard.url, key=owner.key).stdout
+    assert runs(workspace) == [], warm
+    assert warm.count("[remote cache]") == len(PROJECTS), warm
+    assert window.statuses("GET", PREFIX, expected=len(PROJECTS)) == ["302"] * len(PROJECTS)
+    assert output_digests(workspace) == built

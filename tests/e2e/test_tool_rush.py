@@ -209,3 +209,25 @@ def test_a_tool_turned_off_refuses_the_write(rush, hoard, new_tenant, repo):
     assert runs(repo) == 1, read_only.stdout
     assert "Build cache hit." not in read_only.stdout, read_only.stdout
     assert stored_entries(hoard, owner, "rush") == 0
+
+
+def test_a_hit_follows_hoards_redirect_to_the_object_store(rush, s3_redirect_hoard, repo):
+    """On S3 storage with DOWNLOAD_MODE=redirect, Hoard answers the plugin's
+    GET with a presigned URL, and Rush fetches the entry from there."""
+    hoard = s3_redirect_hoard
+    owner = hoard.create_tenant("rush-s3")
+    config_path = repo / "common/config/rush/build-cache.json"
+    config = json.loads(config_path.read_text())
+    config["httpConfiguration"]["url"] = tool_url(hoard, "rush")
+    config_path.write_text(json.dumps(config, indent=2))
+    git(repo, "commit", "-qam", "the S3 Hoard")
+    assert "Successfully set cache entry." in build(rush, repo, key=owner.key).stdout
+    built = output_digest(repo)
+    runs(repo)
+
+    window = LogWindow(hoard)
+    warm = build(rush, repo, key=owner.key).stdout
+    assert "Build cache hit." in warm, warm
+    assert runs(repo) == 0, warm
+    assert window.statuses("GET", PREFIX) == ["302"]
+    assert output_digest(repo) == built

@@ -181,3 +181,23 @@ def test_a_tool_turned_off_still_builds(sccache, hoard, new_tenant, project):
     assert window.requests("PUT", PREFIX, expected=0) == []
     assert set(window.statuses("GET", PREFIX, expected=0)) == {"404"}
     assert stored_entries(hoard, owner, "sccache") == 0
+
+
+def test_a_hit_follows_hoards_redirect_to_the_object_store(sccache, s3_redirect_hoard, project):
+    """On S3 storage with DOWNLOAD_MODE=redirect, Hoard answers sccache's
+    GET with a presigned URL, and sccache fetches the entry from there."""
+    hoard = s3_redirect_hoard
+    owner = hoard.create_tenant("sccache-s3")
+    cold = build(sccache, project, webdav_settings(hoard, owner.key, "token"))
+    assert cold["stats"]["cache_writes"] == len(SOURCES), cold
+    built = object_digests(project)
+
+    window = LogWindow(hoard)
+    warm = build(sccache, project, webdav_settings(hoard, owner.key, "token"))
+    assert counts(warm, "cache_hits") == len(SOURCES), warm
+    assert warm["stats"]["cache_read_errors"] == 0, warm
+    entries = [
+        status for path, status in window.requests("GET", PREFIX, expected=3) if "sccache_check" not in path
+    ]
+    assert entries == ["302"] * len(SOURCES), entries
+    assert object_digests(project) == built

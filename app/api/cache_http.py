@@ -2,7 +2,7 @@
 ccache, sccache (WebDAV), Bazel, Gradle and Rush; see README "Point your
 build tool at Hoard"."""
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.routing import PathConverter
 
 from .. import ratelimit
@@ -32,7 +32,10 @@ def read(tool: str, key: str):
 @bp.route("/<tool>/<keypath:key>", methods=["PUT"])
 def write(tool: str, key: str):
     tenant = require_tenant()
-    tool_cache.put_entry(tenant, tool, key, parsing.body_stream(), content_length=request.content_length)
+    body = parsing.body_stream()
+    declined = tool_cache.put_entry(tenant, tool, key, body, content_length=request.content_length)
+    if declined is not None:
+        return jsonify(serializers.declined_write(declined)), 202
     return Response(status=200)
 
 

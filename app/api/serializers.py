@@ -14,7 +14,7 @@ from ..services.artifacts.reads import DownloadTicket
 from ..services.cache import TURBO, CacheStats, QueryAnswer
 from ..services.cursors import Page, Position
 from ..services.health import HealthReport
-from ..services.tool_cache import ToolUsage, tool_enabled
+from ..services.tool_cache import Declined, ToolUsage, tool_enabled
 from ..services.whoami import Account
 
 
@@ -195,3 +195,8 @@ def tool_usage(by_tool: dict[str, ToolUsage], tenant) -> dict[str, dict]:
         tool: {"enabled": tool == TURBO or tool_enabled(tenant, tool), **dataclasses.asdict(figures)}
         for tool, figures in by_tool.items()
     }
+
+
+def declined_write(declined: Declined) -> dict:
+    """A Rush write accepted but not stored (202): why, in the error fields' names."""
+    return {"stored": False, "code": declined.code, "message": declined.message}

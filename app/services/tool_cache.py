@@ -22,7 +22,6 @@ from ..errors import (
     OverLimit,
     Paused,
     RemoteCachingDisabled,
-    ServiceUnavailable,
     ToolDisabled,
     Unauthorized,
 )
@@ -40,9 +39,10 @@ TOOLS = (NX, "ccache", "sccache", BAZEL, "gradle", RUSH)
 # Those whose clients follow a redirect to the object store; ccache's and
 # Bazel's HTTP clients do not, so they always get the bytes from Hoard.
 FOLLOWS_REDIRECTS = frozenset({NX, "sccache", "gradle", RUSH})
-# The refusals that mean "not stored, carry on": a 403 everywhere but Rush,
-# whose plugin fails the build on a 403 (credentials) and takes a 503 as the
-# cache being unavailable.
+# The refusals that mean "not stored, carry on": a 403 for every tool but
+# Rush, which fails its build on any refused write (rush-lib warns "Unable to
+# set cloud cache entry." whatever the status, and `rush build` fails on
+# warnings): Rush's write is declined with a 202 instead.
 NOT_STORED = (RemoteCachingDisabled, Paused, ToolDisabled, OverLimit)
 
 MAX_KEY_LENGTH = 1024
@@ -52,6 +52,14 @@ _NX_HASH = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 # Bazel's HTTP cache: the action cache and the CAS, keyed by SHA-256.
 _BAZEL_KEY = re.compile(r"(ac|cas)/([0-9a-f]{64})")
 NAME_LENGTH = CacheEntry.hash.type.length
+
+
+@dataclass(frozen=True)
+class Declined:
+    """A Rush write the cache did not take: why (an error code) and what to tell."""
+
+    code: str
+    message: str
 
 
 @dataclass
@@ -119,11 +127,11 @@ def put_entry(
     body: BinaryIO,
     *,
     content_length: int | None,
-) -> None:
+) -> Declined | None:
     """Store the body under the tool's key, replacing any earlier version
     atomically (Nx's entries are never replaced: RecordExists). A Bazel CAS
     body must hash to its key, or nothing is stored (DigestMismatch). A PUT
-    the cache may not take is a 403, or for Rush a 503 (NOT_STORED)."""
+    the cache may not take (NOT_STORED) is refused, or for Rush declined."""
     check_tool(tool)
     key = canonical_key(tool, key)
     name = entry_name(tool, key)
@@ -144,7 +152,8 @@ def put_entry(
     except NOT_STORED as refused:
         if tool != RUSH:
             raise
-        raise ServiceUnavailable(refused.message, reason=refused.code) from None
+        return Declined(code=refused.code, message=refused.message)
+    return None
 
 
 def entry_size(tenant: Tenant, tool: str, path: str) -> int:

@@ -275,19 +275,19 @@ def test_a_disabled_or_paused_cache_answers_reads_as_misses_and_refuses_writes(c
 
 
 @pytest.mark.parametrize("setting", ["paused", "disabled", "tool_off", "over_quota"])
-def test_rush_is_told_503_where_others_get_403_so_its_build_does_not_fail(client, auth, tenant, setting):
+def test_rushs_refused_write_is_declined_with_202_so_its_build_does_not_fail(client, auth, tenant, setting):
+    # rush-lib fails `rush build` on any write its plugin reports as failed.
     if setting == "tool_off":
         tool_cache.set_tool(tenant, "rush", enabled=False)
     elif setting == "over_quota":
         tenants.update_tenant(tenant, storage_quota_bytes=10)
     else:
         tenants.update_tenant(tenant, cache_status=setting)
-    refused = client.put(f"/cache/rush/{TOOL_KEYS['rush']}", data=BODY, headers=auth)
-    assert refused.status_code == 503
-    body = refused.get_json()
-    assert body["code"] == "service_unavailable"
+    declined = client.put(f"/cache/rush/{TOOL_KEYS['rush']}", data=BODY, headers=auth)
+    assert declined.status_code == 202
+    assert declined.get_json()["stored"] is False
     assert (
-        body["reason"]
+        declined.get_json()["code"]
         == {
             "paused": "paused",
             "disabled": "remote_caching_disabled",
@@ -299,6 +299,7 @@ def test_rush_is_told_503_where_others_get_403_so_its_build_does_not_fail(client
     if setting != "tool_off":
         assert client.put(f"/cache/gradle/{TOOL_KEYS['gradle']}", data=BODY, headers=auth).status_code == 403
     assert entries() == 0
+    assert stored_files(client.application) == []
 
 
 def test_a_tool_turned_off_answers_misses_and_403s_while_the_others_serve(client, auth, tenant):

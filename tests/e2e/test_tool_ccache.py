@@ -3,7 +3,8 @@
 A cold build with an empty cache directory uploads every result; after the
 cache directory and the objects are wiped, a second tenant's key finds
 nothing, and the first tenant's key is served every compilation remotely,
-as `ccache --print-stats` reports it.
+as `ccache --print-stats` and `ccache -s` report it. Refused keys, a tool
+turned off and S3 storage never fail a compilation.
 """
 
 import hashlib

@@ -1,5 +1,5 @@
 """Debian's Bazel (bazel-bootstrap 4.2) with --remote_cache on Hoard's /ac/
-and /cas/ paths and a bearer --remote_header.
+and /cas/ paths, the key in a bearer or basic --remote_header.
 
 Its C++ rules need rules_cc from the network, so the actions are genrules that
 call the system gcc: real actions whose outputs, stdout and action results go
@@ -7,6 +7,7 @@ through Hoard. After `bazel clean`, a second tenant's key finds nothing and
 the first tenant's key is served every action, as Bazel's summary reports it.
 """
 
+import base64
 import hashlib
 import re
 import shutil
@@ -67,7 +68,13 @@ def workspace(tmp_path):
     shutil.rmtree(tmp_path / "bazel-root", ignore_errors=True)
 
 
-def build(workspace, *, url: str, key: str) -> str:
+def authorization(key: str, auth: str) -> str:
+    if auth == "bearer":
+        return f"Bearer {key}"
+    return "Basic " + base64.b64encode(f"bazel:{key}".encode()).decode()
+
+
+def build(workspace, *, url: str, key: str, auth: str) -> str:
     """`bazel clean` then `bazel build //:app` against Hoard; Bazel's output."""
     root, startup, env = workspace
     run([*startup, "clean"], cwd=root, env=env, timeout=300)
@@ -77,7 +84,7 @@ def build(workspace, *, url: str, key: str) -> str:
         "//:app",
         "--spawn_strategy=local",
         f"--remote_cache={url}",
-        f"--remote_header=Authorization=Bearer {key}",
+        f"--remote_header=Authorization={authorization(key, auth)}",
         "--color=no",
         "--curses=no",
     ]
@@ -103,13 +110,15 @@ def output_digests(root: Path) -> dict[str, str]:
     }
 
 
-def test_second_build_is_served_from_hoard(hoard, new_tenant, workspace):
+@pytest.mark.parametrize("auth", ["bearer", "basic"])
+def test_second_build_is_served_from_hoard(auth, hoard, new_tenant, workspace):
     owner, stranger = new_tenant(), new_tenant()
-    url = tool_url(hoard, "bazel", slash=False)
+    # Either base URL form: Bazel joins ac/ and cas/ with one slash.
+    url = tool_url(hoard, "bazel", slash=auth == "basic")
     root = workspace[0]
 
     window = LogWindow(hoard)
-    cold = build(workspace, url=url, key=owner.key)
+    cold = build(workspace, url=url, key=owner.key, auth=auth)
     assert remote_hits(cold) == 0, cold
     assert "Remote Cache" not in cold, cold  # e.g. "WARNING: Writing to Remote Cache: ..."
     action_results = window.requests("PUT", PREFIX + "ac/", expected=ACTIONS)
@@ -122,13 +131,13 @@ def test_second_build_is_served_from_hoard(hoard, new_tenant, workspace):
     assert set(built.values()) <= stored_digests, (built, blobs)
 
     window = LogWindow(hoard)
-    foreign = build(workspace, url=url, key=stranger.key)
+    foreign = build(workspace, url=url, key=stranger.key, auth=auth)
     assert remote_hits(foreign) == 0, foreign
     lookups = window.requests("GET", PREFIX + "ac/", expected=ACTIONS)
     assert sorted(lookups) == sorted((path, "404") for path, _ in action_results), lookups
 
     window = LogWindow(hoard)
-    warm = build(workspace, url=url, key=owner.key)
+    warm = build(workspace, url=url, key=owner.key, auth=auth)
     assert remote_hits(warm) == ACTIONS, warm
     assert "Remote Cache" not in warm, warm
     assert {status for _, status in window.requests("GET", PREFIX, expected=2 * ACTIONS)} == {"200"}

@@ -48,3 +48,14 @@ def new_tenant(hoard):
         return hoard.create_tenant(f"e2e-{next(serial)}-{secrets.token_hex(3)}", plan=plan)
 
     return create
+
+
+@pytest.fixture(scope="module")
+def s3_redirect_hoard(s3_server_env, new_postgres_database, tmp_path_factory):
+    """A live Hoard on S3 storage (a moto server) whose downloads are
+    presigned redirects: the build tools whose clients follow them are sent
+    to the object store for a hit."""
+    env = s3_server_env("hoard-tools", DOWNLOAD_MODE="redirect")
+    var_dir = tmp_path_factory.mktemp("hoard-s3-redirect")
+    with HoardServer(var_dir=var_dir, database_url=new_postgres_database(), env_overrides=env) as server:
+        yield server

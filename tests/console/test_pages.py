@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from app.services import tenants
+from app.services import tenants, tool_cache
 from tests.console.helpers import sign_in
 
 pytestmark = pytest.mark.storage
@@ -86,3 +86,19 @@ def test_another_tenants_session_sees_none_of_it(client, traffic, other):
     page = client.get("/console/?range=90d").get_data(as_text=True)
     assert _text(page, "remote-hit-rate") == "no data"
     assert "aaa111" not in client.get("/console/cache").get_data(as_text=True)
+
+
+def test_the_overview_shows_each_build_tool(client, tenant, auth):
+    assert client.put("/cache/gradle/0123abcd", data=b"g" * 2048, headers=auth).status_code in (200, 201)
+    assert client.get("/cache/gradle/0123abcd", headers=auth).status_code == 200
+    assert client.get("/cache/gradle/0123abce", headers=auth).status_code == 404
+    tool_cache.set_tool(tenant, "bazel", enabled=False)
+    _, admin = tenants.create_key(tenant, admin=True)
+    sign_in(client, admin)
+    page = client.get("/console/?range=24h").get_data(as_text=True)
+    row = re.search(r'<tr><th scope="row">gradle</th>(.*?)</tr>', page).group(1)
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    # on, 1 hit, 1 miss, 50%, 1 upload, 2 KiB served, 2 KiB uploaded, 1 entry, 2 KiB stored
+    assert cells == ["on", "1", "1", "50.0%", "1", "2.0 KiB", "2.0 KiB", "1", "2.0 KiB"]
+    assert re.search(r'<tr><th scope="row">bazel</th><td>off</td>', page)
+    assert re.search(r'<tr><th scope="row">turbo</th><td>on</td><td>0</td>', page)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
@@ -34,12 +34,12 @@ sys.path.insert(0, str(ROOT))
 from bench import loadgen, transfer  # noqa: E402
 from bench.proctree import tree_cpu  # noqa: E402
 from bench.run import (  # noqa: E402
-    POSTGRES_ADMIN_URL,
     POSTGRES_PORT,
     RAISED_LIMIT,
     REDIS_PORT,
     REDIS_URL,
     SMALL_SIZE,
+    bench_database,
     reachable,
 )
 from tests.live_server import HoardServer  # noqa: E402
@@ -49,25 +49,6 @@ ARTIFACTS = 64
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-@contextmanager
-def database(name: str, use_postgres: bool, var_dir: Path):
-    if not use_postgres:
-        yield f"sqlite:///{var_dir / 'hoard.db'}"
-        return
-    import psycopg
-
-    def admin(statement: str) -> None:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(statement)
-
-    admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin(f"CREATE DATABASE {name}")
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def requests_for(port: int, token: str, slug: str, method: str, hashes: list[str]) -> list[bytes]:
@@ -157,7 +138,7 @@ def main() -> int:
             ("off", {"METRICS": "off"}),
         ):
             var_dir = work / name
-            url = stack.enter_context(database(f"hoard_bench_metrics_{name}", use_postgres, var_dir))
+            url = stack.enter_context(bench_database(use_postgres, var_dir, f"hoard_bench_metrics_{name}"))
             env = {
                 "DOWNLOAD_MODE": "sendfile",
                 "RATE_LIMIT_BURST": RAISED_LIMIT,

@@ -157,8 +157,8 @@ def median(values) -> float:
 
 
 @contextmanager
-def bench_database(use_postgres: bool, var_dir: Path):
-    """A fresh PostgreSQL database dropped afterwards, else SQLite in var_dir."""
+def bench_database(use_postgres: bool, var_dir: Path, name: str = BENCH_DATABASE):
+    """A fresh PostgreSQL database `name` dropped afterwards, else SQLite in var_dir."""
     if not use_postgres:
         yield f"sqlite:///{var_dir / 'hoard.db'}"
         return
@@ -168,12 +168,12 @@ def bench_database(use_postgres: bool, var_dir: Path):
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
             conn.execute(statement)
 
-    admin(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-    admin(f"CREATE DATABASE {BENCH_DATABASE}")
+    admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin(f"CREATE DATABASE {name}")
     try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DATABASE}"
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        admin(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def postgres_backends_cpu() -> dict[int, float]:

@@ -5,6 +5,7 @@ hash; "artifact" elsewhere in Hoard means a /v1 artifact (services/artifacts/).
 """
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
@@ -329,40 +330,65 @@ def open_read(
     check_team(read.team, team_id=team_id, slug=slug)
     validate_hash(artifact_hash)
     _require_usable(read.team)
+    # turbo verifies a signed artifact against the x-artifact-tag of the
+    # response it finally reads; after a redirect that would be the object
+    # store's, which cannot carry it. Signed entries are therefore always
+    # sent by Hoard.
+    opened = open_entry(
+        connection,
+        read,
+        artifact_hash,
+        tool=TURBO,
+        with_body=with_body,
+        may_redirect=lambda entry: not entry.tag,
+        find_again=lambda: find_read(connection, key_digest=key_digest, artifact_hash=artifact_hash),
+    )
+    if opened is None:
+        raise NotFound("Artifact not found.")
+    return opened
+
+
+def open_entry(
+    connection: Connection,
+    read: CacheRead,
+    name: str,
+    *,
+    tool: str,
+    with_body: bool,
+    may_redirect: Callable[[Row], bool],
+    find_again: Callable[[], CacheRead | None],
+) -> CacheDownload | None:
+    """The entry `read` found under `name` (any tool's), its body ready to
+    send, the hit or miss counted; None on a miss."""
     tenant_id = read.team.id
     method = "GET" if with_body else "HEAD"
     # A concurrent PUT may replace the object between reading the row and
     # opening the body; the row read again then names the new object. Each
     # retry means another PUT completed meanwhile, so this ends unless the
-    # hash is being rewritten faster than it can be opened.
+    # entry is being rewritten faster than it can be opened.
     for _ in range(OPEN_ATTEMPTS):
         entry = read.entry
         if entry is None:
-            if with_body:
-                usage.count(tenant_id, tool=TURBO, cache_misses=1)
-            metrics.cache_lookup(method, hit=False)
-            raise NotFound("Artifact not found.")
-        touch(connection, tenant_id, artifact_hash, entry.last_read_at)
+            break
+        touch(connection, tenant_id, name, entry.last_read_at)
         try:
-            # turbo verifies a signed artifact against the x-artifact-tag of
-            # the response it finally reads; after a redirect that would be
-            # the object store's, which cannot carry it. Signed entries are
-            # therefore always sent by Hoard.
             download = open_download(
-                entry.storage_key, entry.size_bytes, with_body=with_body, may_redirect=not entry.tag
+                entry.storage_key, entry.size_bytes, with_body=with_body, may_redirect=may_redirect(entry)
             )
         except ObjectNotFound:
-            read = find_read(connection, key_digest=key_digest, artifact_hash=artifact_hash)
+            read = find_again()
             if read is None:
                 raise Unauthorized() from None
             continue
         if with_body:
-            usage.count(tenant_id, tool=TURBO, cache_hits=1, cache_bytes_served=entry.size_bytes)
-            usage.count_read(tenant_id, artifact_hash)
+            usage.count(tenant_id, tool=tool, cache_hits=1, cache_bytes_served=entry.size_bytes)
+            usage.count_read(tenant_id, name)
         metrics.cache_lookup(method, hit=True)
         return CacheDownload(entry=entry, download=download)
+    if with_body:
+        usage.count(tenant_id, tool=tool, cache_misses=1)
     metrics.cache_lookup(method, hit=False)
-    raise NotFound("Artifact not found.")
+    return None
 
 
 def touch(connection: Connection, tenant_id: str, artifact_hash: str, last_read_at: datetime) -> None:

@@ -15,7 +15,6 @@ from typing import BinaryIO
 
 from sqlalchemy import Connection, Row, select
 
-from .. import metrics
 from ..errors import (
     CacheUnavailable,
     InvalidRequest,
@@ -24,13 +23,12 @@ from ..errors import (
     Paused,
     RemoteCachingDisabled,
     ToolDisabled,
-    Unauthorized,
 )
 from ..extensions import db
 from ..models import CacheEntry, Tenant
-from ..storage import ObjectNotFound, keys
-from . import cache, usage
-from .downloads import Download, open_download
+from ..storage import keys
+from . import cache
+from .downloads import Download
 
 NX = "nx"
 BAZEL = "bazel"
@@ -198,34 +196,18 @@ def open_read(
     name = entry_name(tool, canonical_key(tool, key))
     if not _readable(read.team, tool):
         raise CacheUnavailable()
-    tenant_id = read.team.id
-    method = "GET" if with_body else "HEAD"
-    for _ in range(cache.OPEN_ATTEMPTS):
-        entry = read.entry
-        if entry is None:
-            break
-        cache.touch(connection, tenant_id, name, entry.last_read_at)
-        try:
-            download = open_download(
-                entry.storage_key,
-                entry.size_bytes,
-                with_body=with_body,
-                may_redirect=tool in FOLLOWS_REDIRECTS,
-            )
-        except ObjectNotFound:
-            read = find_read(connection, key_digest=key_digest, tool=tool, key=key)
-            if read is None:
-                raise Unauthorized() from None
-            continue
-        if with_body:
-            usage.count(tenant_id, tool=tool, cache_hits=1, cache_bytes_served=entry.size_bytes)
-            usage.count_read(tenant_id, name)
-        metrics.cache_lookup(method, hit=True)
-        return ToolDownload(size=entry.size_bytes, download=download)
-    if with_body:
-        usage.count(tenant_id, tool=tool, cache_misses=1)
-    metrics.cache_lookup(method, hit=False)
-    raise NotFound("No entry under this key.")
+    opened = cache.open_entry(
+        connection,
+        read,
+        name,
+        tool=tool,
+        with_body=with_body,
+        may_redirect=lambda entry: tool in FOLLOWS_REDIRECTS,
+        find_again=lambda: find_read(connection, key_digest=key_digest, tool=tool, key=key),
+    )
+    if opened is None:
+        raise NotFound("No entry under this key.")
+    return ToolDownload(size=opened.entry.size_bytes, download=opened.download)
 
 
 def make_collection(tenant: Tenant, tool: str, path: str) -> None:

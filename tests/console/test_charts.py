@@ -35,7 +35,9 @@ def test_time_saved_is_charted_in_the_unit_its_largest_point_reads_best_in():
 
     def overview(saved_ms: int) -> Overview:
         series = [Totals(start + timedelta(hours=i), remote_saved_ms=saved_ms * i) for i in range(3)]
-        return Overview("24h", start, start, "hour", series[0], series, None, None, 0, 0, None, 0, None, 0, {})
+        return Overview(
+            "24h", start, start, "hour", series[0], series, None, None, 0, 0, None, 0, None, 0, {}
+        )
 
     for saved_ms, title in (
         (2_000_000, "Time saved (hours)"),

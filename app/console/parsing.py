@@ -45,6 +45,9 @@ def session_listing(args) -> dict[str, Any]:
     return parsing.session_listing(MultiDict((n, v) for n, v in args.items(multi=True) if v != ""))
 
 
+MAX_BYTES = 2**63
+
+
 def size(value: str, name: str) -> int:
     """`10GiB`, `500 MB`, `1073741824`; empty is 0 (no limit)."""
     if not value.strip():
@@ -53,7 +56,11 @@ def size(value: str, name: str) -> int:
     if match is None:
         raise InvalidRequest(f"{name} must be a size such as 10GiB, 500MB or a number of bytes")
     number, unit = match.groups()
-    return int(float(number) * _UNITS[(unit or "").lower()])
+    amount = float(number) * _UNITS[(unit or "").lower()]
+    # A 64-bit column holds the cap: anything larger (or "inf") is a typo.
+    if not amount < MAX_BYTES:
+        raise InvalidRequest(f"{name} must be below {MAX_BYTES:,} bytes (8 EiB)")
+    return int(amount)
 
 
 def whole_number(value: str, name: str, *, low: int, high: int) -> int:

@@ -51,9 +51,12 @@ def _load_session() -> None:
     if not is_console_request():
         return
     payload = _read_cookie()
-    user = signin.session_user(payload["k"]) if isinstance(payload.get("k"), int) else None
+    user = None
+    if isinstance(payload.get("k"), int):
+        signed_in_at = payload.get("t") if isinstance(payload.get("t"), int | float) else 0.0
+        user = signin.session_user(payload["k"], signed_in_at=signed_in_at)
     if payload and user is None and "k" in payload:
-        payload = {}  # the key was revoked: the session ends here
+        payload = {}  # the key was revoked, or signed out: the session ends here
     if not payload:
         _start({})
     else:
@@ -89,10 +92,14 @@ def _start(payload: dict) -> None:
 
 
 def sign_in(key_id: int) -> None:
-    _start({"k": key_id})
+    _start({"k": key_id, "t": signin.signed_in_now()})
 
 
 def sign_out() -> None:
+    """End the session here, and every other one its key began (a copied cookie)."""
+    user = current_user()
+    if user is not None:
+        signin.sign_out(user.key_id)
     _start({})
 
 

@@ -45,6 +45,8 @@ class ApiKey(db.Model):
     role: Mapped[str] = mapped_column(String(16), server_default="member", default="member")
     # Written at most once a minute per key and process (services/usage.py).
     last_used_at: Mapped[datetime | None]
+    # Console sessions this key began before then are over (its sign-out).
+    console_signed_out_at: Mapped[datetime | None]
 
     @property
     def is_admin(self) -> bool:

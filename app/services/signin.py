@@ -2,10 +2,12 @@
 the session checks that the key is still active."""
 
 from dataclasses import dataclass
+from datetime import UTC
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 
 from ..auth import KEY_PATTERN, key_digest
+from ..clock import now
 from ..errors import Unauthorized
 from ..extensions import db
 from ..models import ApiKey, Tenant
@@ -13,7 +15,7 @@ from .tenants import ADMIN
 
 # Every console request runs this; built once, like auth's lookup.
 ACTIVE_KEY_BY_ID = (
-    select(ApiKey.id, ApiKey.role, ApiKey.last_4, ApiKey.digest, Tenant)
+    select(ApiKey.id, ApiKey.role, ApiKey.last_4, ApiKey.digest, ApiKey.console_signed_out_at, Tenant)
     .join(Tenant, Tenant.id == ApiKey.tenant_id)
     .where(ApiKey.id == bindparam("key_id"), ApiKey.revoked_at.is_(None))
 )
@@ -48,9 +50,25 @@ def sign_in(key: str) -> int:
     return key_id
 
 
-def session_user(key_id: int) -> ConsoleUser | None:
-    """The session's key and tenant while the key is active, else None."""
+def session_user(key_id: int, *, signed_in_at: float) -> ConsoleUser | None:
+    """The session's key and tenant while the key is active and has not
+    signed out since `signed_in_at` (Unix seconds), else None."""
     row = db.session.execute(ACTIVE_KEY_BY_ID, {"key_id": key_id}).first()
     if row is None:
         return None
-    return ConsoleUser(key_id=row[0], role=row[1], key_last_4=row[2], key_digest=row[3], tenant=row[4])
+    key_id, role, last_4, digest, signed_out_at, tenant = row
+    if signed_out_at is not None and signed_in_at <= signed_out_at.replace(tzinfo=UTC).timestamp():
+        return None
+    return ConsoleUser(key_id=key_id, role=role, key_last_4=last_4, key_digest=digest, tenant=tenant)
+
+
+def sign_out(key_id: int) -> None:
+    """End every console session the key began until now: a copied cookie
+    dies with the sign-out, not hours later when it expires."""
+    db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(console_signed_out_at=now()))
+    db.session.commit()
+
+
+def signed_in_now() -> float:
+    """When a session begins, in the Unix seconds session_user compares."""
+    return now().replace(tzinfo=UTC).timestamp()

@@ -98,7 +98,10 @@ def list_keys(tenant: Tenant) -> list[ApiKey]:
 
 
 def revoke_key(tenant: Tenant, key_id: int) -> ApiKey:
-    api_key = db.session.scalar(select(ApiKey).where(ApiKey.tenant_id == tenant.id, ApiKey.id == key_id))
+    # Key ids are 32-bit: a larger number names no key (and no database takes it).
+    api_key = None
+    if 0 < key_id < 2**31:
+        api_key = db.session.scalar(select(ApiKey).where(ApiKey.tenant_id == tenant.id, ApiKey.id == key_id))
     if api_key is None:
         raise NotFound(f"tenant {tenant.slug} has no key {key_id}")
     if api_key.revoked_at is None:

@@ -23,9 +23,11 @@ def upgrade():
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("role", sa.String(length=16), server_default="member", nullable=False))
         batch.add_column(sa.Column("last_used_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("console_signed_out_at", sa.DateTime(), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("console_signed_out_at")
         batch.drop_column("last_used_at")
         batch.drop_column("role")

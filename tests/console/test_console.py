@@ -75,6 +75,20 @@ def test_sign_in_browse_and_sign_out(client, tenant, member_key):
     assert client.get("/console/artifacts").status_code == 302
 
 
+def test_signing_out_ends_a_copied_cookie_too(app, client, member_key):
+    sign_in(client, member_key)
+    copied = client.get_cookie("hoard_console").value
+    elsewhere = app.test_client()
+    elsewhere.set_cookie("hoard_console", copied)
+    assert elsewhere.get("/console/cache").status_code == 200
+    assert post(client, "/console/sign-out").status_code == 303
+    assert elsewhere.get("/console/cache").status_code == 302  # to the sign-in page
+    # the key itself works on: a new sign-in starts a session that holds
+    clock.advance(timedelta(milliseconds=1))
+    sign_in(client, member_key)
+    assert client.get("/console/cache").status_code == 200
+
+
 def test_a_wrong_key_is_refused_with_the_form_again(client, member_key):
     for key in ("ak_live_" + "0" * 32, "not a key", ""):
         response = client.post("/", data={"key": key, "csrf_token": csrf(client)})
@@ -149,6 +163,13 @@ def test_an_admin_creates_and_revokes_keys_and_the_api_follows(client, tenant, a
     assert revoked.status_code == 303
     assert client.get("/v1/whoami", headers=bearer(plaintext)).status_code == 401
     assert "revoked" in client.get(f"/console/keys?revoked={new_id}").get_data(as_text=True)
+
+
+def test_revoking_a_key_id_no_database_holds_is_a_404(client, admin_key):
+    sign_in(client, admin_key)
+    for key_id in ("99999999999999999999999", "2147483648"):
+        response = post(client, f"/console/keys/{key_id}/revoke", token_from="/console/keys")
+        assert response.status_code == 404 and response.mimetype == "text/html"
 
 
 def test_revoking_the_sessions_own_key_ends_the_session(client, tenant, admin_key):
@@ -265,6 +286,11 @@ def test_an_admin_changes_cache_settings(client, tenant, admin_key, member_key):
     )
     bad = post(client, "/console/cache", {**data, "cache_retention_days": "0"})
     assert bad.status_code == 400 and "retention" in bad.get_data(as_text=True)
+    for huge in ("9" * 400, "99999999999 TiB", "8388608TiB"):
+        refused = post(client, "/console/cache", {**data, "cache_max_bytes": huge})
+        assert refused.status_code == 400 and "8 EiB" in refused.get_data(as_text=True)
+    db.session.refresh(tenant)
+    assert tenant.cache_max_bytes == 2 * 1024**3
     cleared = post(client, "/console/cache", {**data, "cache_max_bytes": ""})
     assert cleared.status_code == 303
     db.session.refresh(tenant)

@@ -226,12 +226,9 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
     console an HTML page, chosen by the request's path unless `cache_api` says
     (outside a request)."""
     if cache_api is None and _is_console_page():
-        response = current_app.response_class(
-            render_template("console/error.html", error=error), status=error.status, mimetype="text/html"
-        )
-        for name, value in error.headers.items():
-            response.headers[name] = value
-        return response
+        page = render_template("console/error.html", error=error)
+        response = current_app.response_class(page, status=error.status, mimetype="text/html")
+        return _with_headers(response, error)
     shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
     if shape == NX_SHAPE:
         return _nx_response(error)
@@ -239,9 +236,7 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
     response.status_code = error.status
     if error.status == 401 and cache_api is None and request.path.startswith(TOOLS_PREFIX):
         _challenge(response)
-    for name, value in error.headers.items():
-        response.headers[name] = value
-    return response
+    return _with_headers(response, error)
 
 
 def tool_error_response(error: ApiError, *, nx: bool = False):
@@ -257,7 +252,10 @@ def tool_error_response(error: ApiError, *, nx: bool = False):
 
 def _nx_response(error: ApiError):
     # Exactly text/plain: Nx refuses a 401 whose type has a charset parameter.
-    response = Response(error.message, status=error.status, content_type="text/plain")
+    return _with_headers(Response(error.message, status=error.status, content_type="text/plain"), error)
+
+
+def _with_headers(response, error: ApiError):
     for name, value in error.headers.items():
         response.headers[name] = value
     return response

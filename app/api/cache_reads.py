@@ -20,7 +20,15 @@ from flask import Flask
 from werkzeug import Response
 
 from .. import auth, metrics
-from ..errors import ApiError, InternalError, Unauthorized, error_response, tool_error_response
+from ..errors import (
+    NX_PREFIX,
+    TOOLS_PREFIX,
+    ApiError,
+    InternalError,
+    Unauthorized,
+    error_response,
+    tool_error_response,
+)
 from ..extensions import db
 from ..headers import security_headers
 from ..ratelimit import rate_limits
@@ -30,10 +38,6 @@ from . import responses
 log = logging.getLogger(__name__)
 
 PREFIX = "/v8/artifacts/"
-# The build tools' reads, answered alike: the plain HTTP cache's
-# /cache/<tool>/<key> and Nx's /v1/cache/<hash>.
-TOOLS_PREFIX = "/cache/"
-NX_PREFIX = "/v1/cache/"
 # Under PREFIX, what Flask routes itself: the status, and the bare prefix
 # (the POST-only query route, whose 405 Flask writes).
 NOT_ARTIFACTS = frozenset({"status", ""})
@@ -68,6 +72,8 @@ class CacheReads:
             with self.app.app_context():
                 response = answer(environ, path[len(PREFIX) :])
             return response(environ, start_response)
+        # The build tools' reads, answered alike: the plain HTTP cache's
+        # /cache/<tool>/<key> and Nx's /v1/cache/<hash>.
         if environ["REQUEST_METHOD"] in READ_METHODS and path.startswith((TOOLS_PREFIX, NX_PREFIX)):
             if path.startswith(NX_PREFIX):
                 tool, key = tool_cache.NX, path[len(NX_PREFIX) :]

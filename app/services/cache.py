@@ -41,9 +41,6 @@ OPEN_ATTEMPTS = 20
 # Each lost swap means another PUT of the hash committed meanwhile.
 SWAP_ATTEMPTS = 64
 MAX_EVENTS = 1000
-# The namespace turbo's entries are counted under (their names hold no '/';
-# every other tool's are "<tool>/<key>", services/tool_cache.py).
-TURBO = usage.TURBO
 
 # Every cache HEAD and GET runs this: the key, its team and the entry in one
 # round trip. Built once, as building a statement costs more than running it.
@@ -165,7 +162,7 @@ def put_entry(
         headers=headers,
         # turbo verifies its own archives (and signs them when asked to).
         sha256=None,
-        tool=TURBO,
+        tool=usage.TURBO,
     )
 
 
@@ -338,7 +335,7 @@ def open_read(
         connection,
         read,
         artifact_hash,
-        tool=TURBO,
+        tool=usage.TURBO,
         with_body=with_body,
         may_redirect=lambda entry: not entry.tag,
         find_again=lambda: find_read(connection, key_digest=key_digest, artifact_hash=artifact_hash),
@@ -370,7 +367,7 @@ def open_entry(
         entry = read.entry
         if entry is None:
             break
-        touch(connection, tenant_id, name, entry.last_read_at)
+        _touch(connection, tenant_id, name, entry.last_read_at)
         try:
             download = open_download(
                 entry.storage_key, entry.size_bytes, with_body=with_body, may_redirect=may_redirect(entry)
@@ -391,7 +388,7 @@ def open_entry(
     return None
 
 
-def touch(connection: Connection, tenant_id: str, artifact_hash: str, last_read_at: datetime) -> None:
+def _touch(connection: Connection, tenant_id: str, artifact_hash: str, last_read_at: datetime) -> None:
     # Reads refresh last_read_at for eviction, but at most once per interval:
     # a write on every cache hit would cost more than the hit itself.
     timestamp = now()

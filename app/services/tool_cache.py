@@ -28,7 +28,6 @@ from ..extensions import db
 from ..models import CacheEntry, Tenant
 from ..storage import keys
 from . import cache
-from .downloads import Download
 
 NX = "nx"
 BAZEL = "bazel"
@@ -59,12 +58,6 @@ class Declined:
 
     code: str
     message: str
-
-
-@dataclass
-class ToolDownload:
-    size: int
-    download: Download
 
 
 def check_tool(tool: str) -> str:
@@ -188,7 +181,7 @@ def find_read(connection: Connection, *, key_digest: str, tool: str, key: str) -
 
 def open_read(
     connection: Connection, read: cache.CacheRead, tool: str, key: str, *, key_digest: str, with_body: bool
-) -> ToolDownload:
+) -> cache.CacheDownload:
     """The entry find_read found, ready to send (api/cache_reads.py), the hit
     or miss counted. A cache or tool that is off answers a miss
     (CacheUnavailable): no tool fails a build on a miss."""
@@ -207,7 +200,7 @@ def open_read(
     )
     if opened is None:
         raise NotFound("No entry under this key.")
-    return ToolDownload(size=opened.entry.size_bytes, download=opened.download)
+    return opened
 
 
 def make_collection(tenant: Tenant, tool: str, path: str) -> None:

@@ -78,7 +78,9 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-# The build tool of the /v8 API; the other tools' names are theirs.
+# The build tool of the /v8 API; the other tools' names are theirs. turbo's
+# entries hold no '/' in their names, every other tool's are "<tool>/<key>"
+# (services/tool_cache.py).
 TURBO = "turbo"
 Slot = tuple[str, datetime, str]  # tenant id, hour, tool
 # A key's last use is shown in the console to the minute: each process
@@ -121,11 +123,13 @@ class PendingCounts:
         with self.lock:
             self.reads[(tenant_id, entry_hash)] += 1
 
-    def put_back(self, batch: dict[Slot, Counter], reads: Counter) -> None:
+    def put_back(self, batch: dict[Slot, Counter], reads: Counter, key_uses: dict[str, datetime]) -> None:
         for slot, amounts in batch.items():
             self.add(slot, amounts)
         with self.lock:
             self.reads.update(reads)
+            for digest, at in key_uses.items():
+                self.key_uses.setdefault(digest, at)
 
     def take(self) -> tuple[dict[Slot, Counter], Counter]:
         with self.lock:
@@ -250,7 +254,7 @@ def flush_counts() -> None:
                     _KEY_USED, [{"b_digest": d, "b_at": at} for d, at in sorted(key_uses.items())]
                 )
     except BaseException:
-        pending.put_back(batch, reads)
+        pending.put_back(batch, reads, key_uses)
         raise
 
 
@@ -262,43 +266,33 @@ ADD_READS = (
 
 
 def _add(connection, tenant_id: str, month: str, amounts: dict[str, int]) -> None:
-    increment = (
-        update(UsageMonth)
-        .where(UsageMonth.tenant_id == tenant_id, UsageMonth.month == month)
-        .values({name: getattr(UsageMonth, name) + amount for name, amount in amounts.items()})
-    )
-    if connection.execute(increment).rowcount:
-        return
-    zeros = dict.fromkeys(COUNTERS, 0)
-    try:
-        with connection.begin_nested():
-            connection.execute(
-                insert(UsageMonth).values(tenant_id=tenant_id, month=month, **(zeros | amounts))
-            )
-    except IntegrityError:
-        # Another process created this month's row first.
-        connection.execute(increment)
+    _upsert(connection, UsageMonth, {"tenant_id": tenant_id, "month": month}, amounts, COUNTERS)
 
 
 def add_hour(
     connection, tenant_id: str, hour: datetime, amounts: dict[str, int], *, tool: str = TURBO
 ) -> None:
     """Add to a tenant's UsageHour row for the tool, creating it (all other counters 0)."""
+    _upsert(
+        connection, UsageHour, {"tenant_id": tenant_id, "hour": hour, "tool": tool}, amounts, HOUR_COUNTERS
+    )
+
+
+def _upsert(connection, model, slot: dict, amounts: dict[str, int], counters: tuple[str, ...]) -> None:
+    """Add `amounts` to the row of `model` that `slot` names, creating it with
+    every other counter at 0; portable, so no ON CONFLICT."""
     increment = (
-        update(UsageHour)
-        .where(UsageHour.tenant_id == tenant_id, UsageHour.hour == hour, UsageHour.tool == tool)
-        .values({name: getattr(UsageHour, name) + amount for name, amount in amounts.items()})
+        update(model)
+        .where(*(getattr(model, column) == value for column, value in slot.items()))
+        .values({name: getattr(model, name) + amount for name, amount in amounts.items()})
     )
     if connection.execute(increment).rowcount:
         return
-    zeros = dict.fromkeys(HOUR_COUNTERS, 0)
     try:
         with connection.begin_nested():
-            connection.execute(
-                insert(UsageHour).values(tenant_id=tenant_id, hour=hour, tool=tool, **(zeros | amounts))
-            )
+            connection.execute(insert(model).values(**slot, **(dict.fromkeys(counters, 0) | amounts)))
     except IntegrityError:
-        # Another process created this hour's row first.
+        # Another process created the row first.
         connection.execute(increment)
 
 

@@ -155,6 +155,16 @@ class RateLimits:
         """Whether the counts live in this process only (memory://)."""
         return self.enabled and self._storage.__class__.__name__ == "MemoryStorage"
 
+    @property
+    def shared_store(self) -> bool:
+        """Whether the counts live in a store other processes share (Redis)."""
+        return self.enabled and not self.in_process
+
+    def store_answers(self) -> bool:
+        """Whether the shared store answers; every charged request needs it."""
+        # limits' storages catch their client's errors and answer False.
+        return bool(self._storage.check())
+
     def charge_tenant(self, tenant_id: str) -> Outcome | None:
         return _counted(self.charge(f"tenant:{tenant_id}", self.tenant_limits), "tenant")
 

@@ -1,4 +1,4 @@
-"""Whether the database and the storage answer."""
+"""Whether the database, the storage and the rate-limit store answer."""
 
 import logging
 from dataclasses import dataclass
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import text
 
+from .. import ratelimit
 from ..extensions import db
 from ..storage import StorageError, get_storage
 
@@ -23,7 +24,7 @@ class HealthReport:
 
 
 def check() -> HealthReport:
-    """Whether each part (database, storage) answers."""
+    """Whether each part (database, storage, a shared rate-limit store) answers."""
     checks = {"database": "ok", "storage": "ok"}
     try:
         db.session.execute(text("SELECT 1"))
@@ -37,4 +38,9 @@ def check() -> HealthReport:
     except (StorageError, OSError):
         log.exception("health: storage check failed")
         checks["storage"] = "failed"
+    limits = ratelimit.rate_limits()
+    if limits.shared_store:
+        # With Redis down every limited request answers 503, so a load
+        # balancer should hear it here too.
+        checks["rate_limits"] = "ok" if limits.store_answers() else "failed"
     return HealthReport(version=current_app.config["VERSION"], checks=checks)

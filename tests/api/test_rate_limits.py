@@ -13,6 +13,7 @@ from app.services import tenants
 from tests import services_env
 from tests.conftest import base_overrides
 from tests.factories import bearer, make_artifact, make_tenant
+from tests.live_server import free_port
 
 BURST = 5
 SUSTAINED = 2  # enforced as 10 per 5 seconds
@@ -147,11 +148,12 @@ def test_cache_read_headers_match_the_flask_paths(limited_app, app):
         assert response.headers["Cache-Control"] == "private, no-store"
 
 
-def _redis_app(app, tmp_path, strategy: str):
-    services_env.require(services_env.REDIS_URL, "Redis")
+def _redis_app(app, tmp_path, strategy: str, url: str | None = None):
+    if url is None:
+        services_env.require(services_env.REDIS_URL, "Redis")
     overrides = base_overrides(tmp_path, app.config["SQLALCHEMY_DATABASE_URI"])
     overrides.update(
-        RATELIMIT_STORAGE_URI=services_env.REDIS_URL,
+        RATELIMIT_STORAGE_URI=url or services_env.REDIS_URL,
         RATELIMIT_STRATEGY=strategy,
         RATE_LIMIT_BURST=BURST,
         RATE_LIMIT_SUSTAINED=SUSTAINED,
@@ -297,3 +299,42 @@ def test_build_tools_draw_on_the_tenants_one_budget_with_basic_keys_too(limited_
     nx_refused = client.put("/v1/cache/999", data=b"x", headers=bearer(key))
     assert nx_refused.status_code == 429
     assert nx_refused.mimetype == "text/plain"
+
+
+def test_health_checks_the_shared_rate_limit_store(app, tmp_path):
+    response = _redis_app(app, tmp_path, "moving-window").test_client().get("/health")
+    assert response.status_code == 200
+    assert response.json["checks"] == {"database": "ok", "storage": "ok", "rate_limits": "ok"}
+
+
+def test_an_unreachable_rate_limit_store_answers_503_and_stores_nothing(app, tmp_path):
+    """Nothing listens on the port: every limited request is refused with each
+    API's own 503 shape, never a stack trace, and /health says which part."""
+    tenant, key = make_tenant("acme")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    client = _redis_app(app, tmp_path, "moving-window", url=dead).test_client()
+
+    whoami = client.get("/v1/whoami", headers=bearer(key))
+    assert whoami.status_code == 503
+    assert whoami.json["error"]["code"] == "service_unavailable"
+
+    for method in ("get", "head"):
+        read = getattr(client, method)("/v8/artifacts/0123456789abcdef", headers=bearer(key))
+        assert read.status_code == 503, method
+    put = client.put(
+        "/v8/artifacts/0123456789abcdef",
+        data=b"bytes",
+        headers={**bearer(key), "Content-Type": "application/octet-stream"},
+    )
+    assert put.status_code == 503
+    assert put.json["error"]["code"] == "service_unavailable"
+    assert "Traceback" not in put.get_data(as_text=True)
+
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.json["status"] == "degraded"
+    assert health.json["checks"] == {"database": "ok", "storage": "ok", "rate_limits": "failed"}
+
+    # Nothing was stored: the working store serves a miss for the hash.
+    working = app.test_client()
+    assert working.get("/v8/artifacts/0123456789abcdef", headers=bearer(key)).status_code == 404

@@ -3,6 +3,7 @@
 `make test` does not run `.ci/run` itself, so a script broken by a merge
 would pass every other test here and fail CI after 0 s.
 """
+
 import subprocess
 from pathlib import Path
 

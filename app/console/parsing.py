@@ -11,6 +11,7 @@ from ..api import parsing
 from ..errors import InvalidRequest
 from ..services.insight import PERIODS
 from ..services.tenants import CACHE_STATUSES
+from ..services.tool_cache import TOOLS
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1}
@@ -84,7 +85,21 @@ def cache_settings(form) -> dict[str, Any]:
             form.get("cache_retention_days", ""), "retention", low=1, high=MAX_RETENTION_DAYS
         ),
         "cache_max_bytes": size(form.get("cache_max_bytes", ""), "cache cap"),
+        "cache_tools_off": tools_off(form),
     }
+
+
+def tools_off(form) -> set[str] | None:
+    """The build tools left unticked. The form always sends an empty
+    `tools_on` beside its checkboxes, so a post without the field changes
+    no tool (an unticked checkbox sends nothing)."""
+    if "tools_on" not in form:
+        return None
+    ticked = {tool for tool in form.getlist("tools_on") if tool}
+    unknown = ticked - set(TOOLS)
+    if unknown:
+        raise InvalidRequest(f"no build tool {sorted(unknown)[0]!r}; the tools are {', '.join(TOOLS)}")
+    return set(TOOLS) - ticked
 
 
 def key_is_admin(form) -> bool:

@@ -13,7 +13,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from ..api import parsing as api_parsing
 from ..api import responses
 from ..errors import Forbidden
-from ..services import insight, links, sessions, signin, tenants
+from ..services import insight, links, sessions, signin, tenants, tool_cache
 from ..services.artifacts import lifecycle, reads
 from . import charts, parsing
 from . import session as console_session
@@ -96,6 +96,7 @@ def build_cache(user):
         "console/cache.html",
         tenant=tenant,
         statuses=tenants.CACHE_STATUSES,
+        tools={tool: tool_cache.tool_enabled(tenant, tool) for tool in tool_cache.TOOLS},
         largest=insight.largest_entries(tenant),
         most_read=insight.most_read_entries(tenant),
         evicting=insight.evicting_soon(tenant),

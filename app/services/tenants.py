@@ -1,6 +1,7 @@
 """Tenants and their API keys (the CLI's operations)."""
 
 import re
+from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -10,6 +11,7 @@ from ..clock import now
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..extensions import db
 from ..models import ApiKey, Tenant
+from . import tool_cache
 from .ids import random_id
 from .plans import PLANS
 
@@ -53,8 +55,10 @@ def update_tenant(
     cache_retention_days: int | None = None,
     cache_max_bytes: int | None = None,
     storage_quota_bytes: int | None = None,
+    cache_tools_off: Collection[str] | None = None,
 ) -> Tenant:
-    """Change settings; a size of 0 clears a cap or quota."""
+    """Change settings; a size of 0 clears a cap or quota. `cache_tools_off`
+    names every build tool whose cache is turned off (the rest are on)."""
     if plan is not None:
         if plan not in PLANS:
             raise InvalidRequest(f"plan must be one of {', '.join(PLANS)}")
@@ -73,6 +77,8 @@ def update_tenant(
         tenant.cache_max_bytes = cache_max_bytes or None
     if storage_quota_bytes is not None:
         tenant.storage_quota_bytes = storage_quota_bytes or None
+    if cache_tools_off is not None:
+        tenant.cache_tools_off = tool_cache.tools_off_field(cache_tools_off)
     db.session.commit()
     return tenant
 

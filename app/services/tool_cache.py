@@ -10,6 +10,7 @@ are stored by the key's digest instead.
 
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -99,6 +100,11 @@ def entry_name(tool: str, key: str) -> str:
 
 def tool_enabled(tenant: Tenant | Row, tool: str) -> bool:
     return tool not in (tenant.cache_tools_off or "").split(",")
+
+
+def tools_off_field(off: Collection[str]) -> str:
+    """`tenants.cache_tools_off` for the tools turned off, each checked."""
+    return ",".join(sorted({check_tool(tool) for tool in off}))
 
 
 def _require_writable(tenant: Tenant, tool: str) -> None:
@@ -215,8 +221,7 @@ def make_collection(tenant: Tenant, tool: str, path: str) -> None:
 def set_tool(tenant: Tenant, tool: str, *, enabled: bool) -> Tenant:
     """Turn one tool's cache on or off for the tenant."""
     check_tool(tool)
-    off = {name for name in (tenant.cache_tools_off or "").split(",") if name}
-    off = off - {tool} if enabled else off | {tool}
-    tenant.cache_tools_off = ",".join(sorted(off))
+    off = {name for name in TOOLS if not tool_enabled(tenant, name)}
+    tenant.cache_tools_off = tools_off_field(off - {tool} if enabled else off | {tool})
     db.session.commit()
     return tenant

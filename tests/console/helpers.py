@@ -3,6 +3,8 @@ from the page's form, as a browser would submit it."""
 
 import re
 
+from werkzeug.datastructures import MultiDict
+
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -19,5 +21,8 @@ def sign_in(client, key: str):
 
 
 def post(client, path: str, data: dict | None = None, *, token_from: str = "/console/artifacts"):
-    """A form post carrying the session's CSRF token."""
-    return client.post(path, data={**(data or {}), "csrf_token": csrf(client, token_from)})
+    """A form post carrying the session's CSRF token; a MultiDict keeps its
+    repeated fields (checkboxes)."""
+    fields = MultiDict(data or {})
+    fields["csrf_token"] = csrf(client, token_from)
+    return client.post(path, data=fields)

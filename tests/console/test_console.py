@@ -5,11 +5,12 @@ the key-management and artifact actions with their effect on the API."""
 from datetime import timedelta
 
 import pytest
+from werkzeug.datastructures import MultiDict
 
 from app import create_app
 from app.extensions import db
 from app.models import ApiKey
-from app.services import tenants, usage
+from app.services import tenants, tool_cache, usage
 from tests import clock
 from tests.conftest import base_overrides
 from tests.console.helpers import csrf, post, sign_in
@@ -295,6 +296,42 @@ def test_an_admin_changes_cache_settings(client, tenant, admin_key, member_key):
     assert cleared.status_code == 303
     db.session.refresh(tenant)
     assert tenant.cache_max_bytes is None
+
+
+def test_an_admin_turns_build_tools_on_and_off(client, tenant, admin_key, auth):
+    sign_in(client, admin_key)
+    page = client.get("/console/cache").get_data(as_text=True)
+    for tool in tool_cache.TOOLS:
+        assert f'name="tools_on" value="{tool}" checked' in page, tool
+    settings = {"cache_status": "enabled", "cache_retention_days": "30", "cache_max_bytes": ""}
+
+    # The form's own hidden empty value beside the two ticked tools.
+    data = MultiDict([*settings.items(), ("tools_on", ""), ("tools_on", "nx"), ("tools_on", "gradle")])
+    assert post(client, "/console/cache", data, token_from="/console/cache").status_code == 303
+    db.session.refresh(tenant)
+    off = set(tool_cache.TOOLS) - {"nx", "gradle"}
+    assert {tool for tool in tool_cache.TOOLS if not tool_cache.tool_enabled(tenant, tool)} == off
+    # The switch is the one the caches obey.
+    assert client.put("/cache/ccache/ab/cdef", data=b"x", headers=auth).status_code == 403
+    assert client.put("/cache/gradle/abcdef01", data=b"x", headers=auth).status_code in (200, 201)
+    page = client.get("/console/cache").get_data(as_text=True)
+    assert 'value="gradle" checked' in page and 'value="ccache" checked' not in page
+
+    # A post without the field (an older form, a script) changes no tool.
+    assert post(client, "/console/cache", settings, token_from="/console/cache").status_code == 303
+    db.session.refresh(tenant)
+    assert {tool for tool in tool_cache.TOOLS if not tool_cache.tool_enabled(tenant, tool)} == off
+
+    unknown = post(client, "/console/cache", MultiDict([*settings.items(), ("tools_on", "maven")]))
+    assert unknown.status_code == 400 and "maven" in unknown.get_data(as_text=True)
+    db.session.refresh(tenant)
+    assert {tool for tool in tool_cache.TOOLS if not tool_cache.tool_enabled(tenant, tool)} == off
+
+    ticked = [("tools_on", tool) for tool in tool_cache.TOOLS]
+    everything = MultiDict([*settings.items(), ("tools_on", ""), *ticked])
+    assert post(client, "/console/cache", everything, token_from="/console/cache").status_code == 303
+    db.session.refresh(tenant)
+    assert tenant.cache_tools_off == ""
 
 
 def test_failed_sign_ins_are_rate_limited_per_address(app, tmp_path, member_key):

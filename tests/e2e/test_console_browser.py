@@ -1,7 +1,8 @@
 """The web console in headless Chromium against Hoard under gunicorn: sign
 in, the overview after a real turbo run (hit rate and time saved as turbo's
 --summarize reports them), artifacts browsed and filtered, keys created and
-revoked (the API follows), sign-out, roles, tenant isolation and CSRF.
+revoked (the API follows), a build tool switched off and on (its cache
+follows), sign-out, roles, tenant isolation and CSRF.
 Every page is screenshotted to var/screenshots/, and no page asks anything
 of any origin but Hoard's."""
 
@@ -153,6 +154,26 @@ def test_browse_and_filter_artifacts(page, hoard, new_tenant):
     assert "sealed" in sealed_row.inner_text()
     assert "sealed" not in page.locator("#sessions tr", has_text="elsewhere").inner_text()
     screenshot(page, "sessions")
+
+
+def test_an_admin_turns_a_build_tool_off_and_on(page, hoard, new_tenant):
+    tenant = new_tenant()
+    url = f"{hoard.url}/cache/gradle/0123456789abcdef"
+    auth = {"Authorization": f"Bearer {tenant.key}"}
+    sign_in(page, hoard.url, admin_key(hoard, tenant))
+    page.get_by_role("link", name="Build cache").click()
+
+    page.get_by_label("gradle").uncheck()
+    page.get_by_role("button", name="Save settings").click()
+    assert page.get_by_role("status").inner_text() == "Settings saved."
+    assert not page.get_by_label("gradle").is_checked() and page.get_by_label("bazel").is_checked()
+    assert requests.put(url, data=b"task output", headers=auth, timeout=10).status_code == 403
+
+    page.get_by_label("gradle").check()
+    page.get_by_role("button", name="Save settings").click()
+    assert page.get_by_label("gradle").is_checked()
+    assert requests.put(url, data=b"task output", headers=auth, timeout=10).status_code in (200, 201)
+    assert requests.get(url, headers=auth, timeout=10).content == b"task output"
 
 
 def test_create_and_revoke_a_key_then_sign_out(page, hoard, new_tenant):

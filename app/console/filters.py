@@ -22,6 +22,21 @@ def size(count: int | None) -> str:
     return f"{value:,.1f} {unit}"
 
 
+def exact_size(count: int | None) -> str:
+    """A size as a form shows it for editing: in the largest unit that holds
+    it whole (2GiB, 500MB), else in bytes, so saving the form unchanged
+    keeps the value to the byte; empty for none."""
+    if not count:
+        return ""
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count % factor == 0:
+            return f"{count // factor}{unit}"
+    for unit, factor in (("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2), ("KB", 1000)):
+        if count % factor == 0:
+            return f"{count // factor}{unit}"
+    return str(count)
+
+
 def hours(milliseconds: int) -> str:
     """Time saved, in hours as Vercel reports it."""
     return f"{milliseconds / 3_600_000:,.2f} h"
@@ -54,7 +69,7 @@ def number(value: int | float) -> str:
 
 
 def init_app(app: Flask) -> None:
-    for function in (size, hours, duration, seconds, percent, when, number):
+    for function in (size, exact_size, hours, duration, seconds, percent, when, number):
         app.add_template_filter(function)
     app.add_template_global(csrf_token)
     app.add_template_global(current_user)

@@ -298,6 +298,29 @@ def test_an_admin_changes_cache_settings(client, tenant, admin_key, member_key):
     assert tenant.cache_max_bytes is None
 
 
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        (2 * 1024**3, "2GiB"),
+        (10**9, "1GB"),
+        (3 * 1024**4, "3TiB"),
+        (1536 * 1024, "1536KiB"),
+        (1234567, "1234567"),
+    ],
+)
+def test_the_cache_cap_field_keeps_the_value_to_the_byte(client, tenant, admin_key, stored, shown):
+    """The field shows the cap in a unit that holds it whole, so saving the
+    form unchanged stores exactly what was there."""
+    tenants.update_tenant(tenant, cache_max_bytes=stored)
+    sign_in(client, admin_key)
+    page = client.get("/console/cache").get_data(as_text=True)
+    assert f'name="cache_max_bytes" value="{shown}"' in page
+    data = {"cache_status": "enabled", "cache_retention_days": "30", "cache_max_bytes": shown}
+    assert post(client, "/console/cache", data, token_from="/console/cache").status_code == 303
+    db.session.refresh(tenant)
+    assert tenant.cache_max_bytes == stored
+
+
 def test_an_admin_turns_build_tools_on_and_off(client, tenant, admin_key, auth):
     sign_in(client, admin_key)
     page = client.get("/console/cache").get_data(as_text=True)

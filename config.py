@@ -20,6 +20,11 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
 def _bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value in (None, ""):
@@ -115,6 +120,10 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "moving-window")
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    # How long a request waits on Redis to connect or answer before it is a
+    # 503: a Redis that stops answering (not one that refuses) must not hold
+    # every thread until the kernel gives up on the connection.
+    RATELIMIT_REDIS_TIMEOUT_SECONDS = _float("RATELIMIT_REDIS_TIMEOUT_SECONDS", 2.0)
     RATELIMIT_HEADERS_ENABLED = True
     RATE_LIMIT_SUSTAINED = _int("RATE_LIMIT_SUSTAINED", 100)
     RATE_LIMIT_BURST = _int("RATE_LIMIT_BURST", 200)

@@ -35,6 +35,8 @@ from .errors import RateLimited, ServiceUnavailable
 # The sustained rate is enforced over this window, the burst over one second.
 SUSTAINED_WINDOW_SECONDS = 5
 EXTENSION = "hoard_rate_limits"
+# Storage URIs limits serves with redis-py, whose timeouts Hoard sets.
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 
 # Route policies, set on view functions by the decorators below.
 EXEMPT = "exempt"
@@ -127,7 +129,11 @@ class RateLimits:
 
     def __init__(self, app: Flask):
         config = app.config
-        self.limiter = Limiter(key_func=get_remote_address, headers_enabled=False)
+        options = {}
+        if config["RATELIMIT_STORAGE_URI"].startswith(REDIS_SCHEMES):
+            timeout = config["RATELIMIT_REDIS_TIMEOUT_SECONDS"]
+            options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        self.limiter = Limiter(key_func=get_remote_address, headers_enabled=False, storage_options=options)
         self.limiter.init_app(app)
         self.enabled = bool(config["RATELIMIT_ENABLED"])
         burst, sustained = config["RATE_LIMIT_BURST"], config["RATE_LIMIT_SUSTAINED"]

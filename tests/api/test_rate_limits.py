@@ -2,6 +2,8 @@
 who shares a budget. Across processes: tests/e2e/test_rate_limits_redis.py."""
 
 import base64
+import socket
+import threading
 import time
 
 import pytest
@@ -9,6 +11,7 @@ import redis
 
 from app import create_app
 from app.extensions import db
+from app.ratelimit import rate_limits
 from app.services import tenants
 from tests import services_env
 from tests.conftest import base_overrides
@@ -148,7 +151,7 @@ def test_cache_read_headers_match_the_flask_paths(limited_app, app):
         assert response.headers["Cache-Control"] == "private, no-store"
 
 
-def _redis_app(app, tmp_path, strategy: str, url: str | None = None):
+def _redis_app(app, tmp_path, strategy: str, url: str | None = None, **extra):
     if url is None:
         services_env.require(services_env.REDIS_URL, "Redis")
     overrides = base_overrides(tmp_path, app.config["SQLALCHEMY_DATABASE_URI"])
@@ -158,6 +161,7 @@ def _redis_app(app, tmp_path, strategy: str, url: str | None = None):
         RATE_LIMIT_BURST=BURST,
         RATE_LIMIT_SUSTAINED=SUSTAINED,
         RATE_LIMIT_ANONYMOUS="3 per second",
+        **extra,
     )
     return create_app(overrides)
 
@@ -338,3 +342,36 @@ def test_an_unreachable_rate_limit_store_answers_503_and_stores_nothing(app, tmp
     # Nothing was stored: the working store serves a miss for the hash.
     working = app.test_client()
     assert working.get("/v8/artifacts/0123456789abcdef", headers=bearer(key)).status_code == 404
+
+
+def test_a_redis_that_stops_answering_is_a_503_not_a_held_thread(app, tmp_path):
+    """The kernel completes the connection into the listening socket's
+    backlog, and nothing ever answers: without timeouts every request (and
+    its thread) would wait until the kernel gave up on the connection."""
+    tenant, key = make_tenant("acme")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        limited = _redis_app(app, tmp_path, "moving-window", url=url, RATELIMIT_REDIS_TIMEOUT_SECONDS=0.2)
+        pool = rate_limits(limited).limiter.storage.get_connection().connection_pool
+        assert pool.connection_kwargs["socket_timeout"] == 0.2
+        assert pool.connection_kwargs["socket_connect_timeout"] == 0.2
+        client = limited.test_client()
+        answers = {}
+
+        def ask():
+            answers["whoami"] = client.get("/v1/whoami", headers=bearer(key))
+            answers["read"] = client.get("/v8/artifacts/0123456789abcdef", headers=bearer(key))
+            answers["health"] = client.get("/health")
+
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        asking.join(timeout=120)  # a guard against a hang, not a measurement
+        assert not asking.is_alive(), "a request is still waiting on the silent Redis"
+
+    assert answers["whoami"].status_code == 503
+    assert answers["whoami"].json["error"]["code"] == "service_unavailable"
+    assert answers["read"].status_code == 503
+    assert answers["health"].status_code == 503
+    assert answers["health"].json["checks"]["rate_limits"] == "failed"

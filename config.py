@@ -133,6 +133,9 @@ class Config:
     # The web console (/): how long a sign-in lasts before the person signs
     # in again, whatever they do meanwhile.
     CONSOLE_SESSION_SECONDS = _int("CONSOLE_SESSION_SECONDS", 8 * 3600)
+    # The console's forms are a few fields: a larger body is refused before
+    # any of it is read (form parsing would otherwise hold it all in memory).
+    CONSOLE_MAX_FORM_BYTES = _int("CONSOLE_MAX_FORM_BYTES", 64 * 1024)
 
     # Proxies in front of Hoard whose X-Forwarded-* headers are trusted.
     TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)

@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g, request
 
 from .. import signing
 from ..auth import Principal
-from ..errors import Forbidden
+from ..errors import FileTooLarge, Forbidden
 from ..services import signin
 from ..services.signin import ConsoleUser
 
@@ -76,10 +76,22 @@ def _load_session() -> None:
     )
 
 
+MAX_FORM_PARTS = 100
+
+
 def check_csrf() -> None:
-    """Refuse a state-changing console request without the session's token."""
+    """Refuse a state-changing console request without the session's token,
+    reading no more of its body than a console form can hold."""
     if request.method in SAFE_METHODS:
         return
+    # Werkzeug refuses a body announced longer than max_content_length before
+    # reading it, but cuts a chunked one short without a word: one byte over
+    # the cap tells such a body from a form that fits.
+    cap = current_app.config["CONSOLE_MAX_FORM_BYTES"]
+    request.max_content_length = cap + 1
+    request.max_form_parts = MAX_FORM_PARTS
+    if len(request.get_data(cache=True, parse_form_data=False)) > cap:
+        raise FileTooLarge(f"A console form is at most {cap:,} bytes.")
     sent = request.form.get(CSRF_FIELD, "")
     if not hmac.compare_digest(sent.encode(), csrf_token().encode()):
         raise Forbidden("This form has expired or did not come from the console: reload the page, try again.")

@@ -2,6 +2,7 @@
 roles, tenant isolation, HTML errors inside the console only, headers, and
 the key-management and artifact actions with their effect on the API."""
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -355,6 +356,54 @@ def test_an_admin_turns_build_tools_on_and_off(client, tenant, admin_key, auth):
     assert post(client, "/console/cache", everything, token_from="/console/cache").status_code == 303
     db.session.refresh(tenant)
     assert tenant.cache_tools_off == ""
+
+
+class CountingBody(io.RawIOBase):
+    """A request body of `size` bytes that records how much was read of it."""
+
+    def __init__(self, size: int):
+        self.size, self.taken = size, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.size - self.taken)
+        buffer[:count] = b"a" * count
+        self.taken += count
+        return count
+
+
+@pytest.mark.parametrize("path", ["/", "/console/sign-out", "/console/cache", "/console/keys"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+def test_a_console_post_larger_than_a_form_is_refused_unread(app, client, admin_key, path, chunked):
+    """Form parsing holds a body in memory (or in temporary files): one
+    larger than any console form is a 413 page before it is read."""
+    sign_in(client, admin_key)
+    cap = app.config["CONSOLE_MAX_FORM_BYTES"]
+    body = CountingBody(100 * cap)
+    # As gunicorn hands a body to the app: the stream itself, its length
+    # announced or (chunked) its end marked by the server.
+    wsgi = {"wsgi.input": body, "wsgi.input_terminated": chunked}
+    wsgi["CONTENT_LENGTH"] = "" if chunked else str(body.size)
+    response = client.post(path, content_type="application/x-www-form-urlencoded", environ_overrides=wsgi)
+    assert response.status_code == 413
+    assert response.mimetype == "text/html"
+    assert body.taken <= 2 * cap
+
+
+def test_a_multipart_console_post_is_capped_too(app, client, admin_key):
+    sign_in(client, admin_key)
+    cap = app.config["CONSOLE_MAX_FORM_BYTES"]
+    response = client.post(
+        "/console/cache",
+        data={"file": (io.BytesIO(b"x" * (4 * cap)), "big.bin")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 413 and response.mimetype == "text/html"
+    parts = {f"f{i}": "x" for i in range(300)}  # small, but more parts than any form has
+    many = client.post("/console/cache", data=parts, content_type="multipart/form-data")
+    assert many.status_code == 413 and many.mimetype == "text/html"
 
 
 def test_failed_sign_ins_are_rate_limited_per_address(app, tmp_path, member_key):

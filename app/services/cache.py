@@ -473,6 +473,11 @@ def record_events(
     return len(events)
 
 
+# No cached task saves more than a day: a larger duration is counted as one,
+# so a client's figure cannot swamp the tenant's time saved.
+MAX_SAVED_MS_PER_HIT = 24 * 3600 * 1000
+
+
 def _event_counts(
     events: list[EventInput], *, client_ci: str | None, client_interactive: bool | None
 ) -> Counter:
@@ -481,7 +486,7 @@ def _event_counts(
         source = item.source.lower()
         counts[f"{source}_{'hits' if item.event == 'HIT' else 'misses'}"] += 1
         if item.event == "HIT":
-            counts[f"{source}_saved_ms"] += item.duration_ms or 0
+            counts[f"{source}_saved_ms"] += min(item.duration_ms or 0, MAX_SAVED_MS_PER_HIT)
     origin = "ci_events" if client_ci else "interactive_events" if client_interactive else "other_events"
     counts[origin] = len(events)
     return counts

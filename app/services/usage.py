@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 
 from flask import Flask, current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
@@ -265,8 +265,23 @@ ADD_READS = (
 )
 
 
+# Counters stop at a ceiling rather than overflow their 64-bit columns (a
+# 500 on every later flush). An hour's row is summed with up to 90 days of
+# others (2,160 hours) for each tool, so its ceiling leaves those sums room:
+# 2^49 ms is 17,800 years saved in an hour, 2^49 bytes 156 GB/s for the hour.
+MONTH_COUNTER_CEILING = 2**62
+HOUR_COUNTER_CEILING = 2**49
+
+
 def _add(connection, tenant_id: str, month: str, amounts: dict[str, int]) -> None:
-    _upsert(connection, UsageMonth, {"tenant_id": tenant_id, "month": month}, amounts, COUNTERS)
+    _upsert(
+        connection,
+        UsageMonth,
+        {"tenant_id": tenant_id, "month": month},
+        amounts,
+        COUNTERS,
+        ceiling=MONTH_COUNTER_CEILING,
+    )
 
 
 def add_hour(
@@ -274,17 +289,34 @@ def add_hour(
 ) -> None:
     """Add to a tenant's UsageHour row for the tool, creating it (all other counters 0)."""
     _upsert(
-        connection, UsageHour, {"tenant_id": tenant_id, "hour": hour, "tool": tool}, amounts, HOUR_COUNTERS
+        connection,
+        UsageHour,
+        {"tenant_id": tenant_id, "hour": hour, "tool": tool},
+        amounts,
+        HOUR_COUNTERS,
+        ceiling=HOUR_COUNTER_CEILING,
     )
 
 
-def _upsert(connection, model, slot: dict, amounts: dict[str, int], counters: tuple[str, ...]) -> None:
+def _upsert(
+    connection, model, slot: dict, amounts: dict[str, int], counters: tuple[str, ...], *, ceiling: int
+) -> None:
     """Add `amounts` to the row of `model` that `slot` names, creating it with
-    every other counter at 0; portable, so no ON CONFLICT."""
+    every other counter at 0, each counter stopping at `ceiling`; portable,
+    so no ON CONFLICT."""
+    amounts = {name: min(amount, ceiling) for name, amount in amounts.items()}
+    # Compared before adding: the sum itself would overflow on PostgreSQL.
     increment = (
         update(model)
         .where(*(getattr(model, column) == value for column, value in slot.items()))
-        .values({name: getattr(model, name) + amount for name, amount in amounts.items()})
+        .values(
+            {
+                name: case(
+                    (getattr(model, name) > ceiling - amount, ceiling), else_=getattr(model, name) + amount
+                )
+                for name, amount in amounts.items()
+            }
+        )
     )
     if connection.execute(increment).rowcount:
         return

@@ -7,8 +7,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
-from app.services import insight
+from app.extensions import db
+from app.models import UsageHour
+from app.services import insight, tool_cache, usage
 from tests import clock
 from tests.factories import bearer, make_tenant
 
@@ -150,3 +153,32 @@ def test_entries_by_size_reads_and_eviction_order(app, client, auth, tenant):
     soon = insight.evicting_soon(tenant, limit=2)
     assert [row.hash for row in soon] == ["big1", "small1"]  # unread the longest first
     assert soon[0].evicts_at == soon[0].last_read_at + timedelta(days=tenant.cache_retention_days)
+
+
+def test_absurd_durations_count_a_day_each_and_never_overflow(client, runner, auth):
+    """A client may claim 2^53 ms saved per hit, a thousand hits a batch:
+    each counts as a day, and later batches of that hour still succeed."""
+    day_ms = 24 * 3600 * 1000
+    absurd = [{"source": "REMOTE", "event": "HIT", "hash": "aaa111", "duration": 2**53 - 1}] * 600
+    _events(client, auth, absurd)
+    _events(client, auth, absurd)
+    _events(client, auth, [{"source": "REMOTE", "event": "HIT", "hash": "aaa111", "duration": 5000}])
+    saved = _stats(runner, "acme", "24h")["time_saved_ms"]
+    assert saved["remote"] == 1200 * day_ms + 5000
+
+
+def test_hour_and_month_counters_stop_at_their_ceiling(app, tenant):
+    """Whatever is added, a counter stays at its ceiling instead of
+    overflowing its 64-bit column (which would fail every later flush), and
+    90 days of ceilings for every tool still sum without overflow."""
+    hour = clock.now().replace(minute=0, second=0, microsecond=0)
+    with db.engine.begin() as connection:
+        for _ in range(3):
+            usage.add_hour(connection, tenant.id, hour, {"remote_saved_ms": 2**62, "bytes_served": 2**62})
+            usage.add_hour(connection, tenant.id, hour, {"remote_saved_ms": 1})
+            usage._add(connection, tenant.id, usage.current_month(), {"cache_bytes_served": 2**62})
+    row = db.session.scalars(select(UsageHour).where(UsageHour.tenant_id == tenant.id)).one()
+    assert row.remote_saved_ms == row.bytes_served == usage.HOUR_COUNTER_CEILING
+    assert usage.month_usage(tenant)["cache_bytes_served"] == usage.MONTH_COUNTER_CEILING
+    rows_in_a_quarter = 90 * 24 * (1 + len(tool_cache.TOOLS))
+    assert usage.HOUR_COUNTER_CEILING * rows_in_a_quarter < 2**63

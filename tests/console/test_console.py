@@ -246,6 +246,26 @@ def test_artifact_filters_and_cursors_match_the_api(client, tenant, member_key):
     assert "s1" in sessions and "s2" in sessions
 
 
+@pytest.mark.parametrize("listing", ["/console/artifacts", "/console/sessions"])
+def test_the_next_page_link_carries_any_query_as_given(client, tenant, member_key, listing):
+    """Query names that mean something to url_for (endpoint, _anchor,
+    _external, _method) are only text in the next page's link."""
+    for index in range(3):
+        make_artifact(tenant, filename=f"f{index}.txt", session_id=f"s{index}", metadata={"branch": "main"})
+        clock.advance(timedelta(seconds=1))
+    sign_in(client, member_key)
+    odd = (
+        "endpoint=x&_anchor=top&_external=1&_method=POST&_scheme=https&meta=branch%3Dmain&meta=branch%3Dmain"
+    )
+    first = client.get(f"{listing}?limit=1&{odd}")
+    assert first.status_code == 200, first.get_data(as_text=True)
+    next_href = first.get_data(as_text=True).split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
+    next_href = next_href.replace("&amp;", "&")
+    assert next_href.startswith(f"{listing}?") and "#" not in next_href
+    assert next_href.count("meta=branch") == 2 and "endpoint=x" in next_href and "cursor=" in next_href
+    assert client.get(next_href).status_code == 200
+
+
 def test_sealed_sessions_are_marked(client, tenant, member_key, auth):
     make_artifact(tenant, session_id="done")
     make_artifact(tenant, session_id="open-one")

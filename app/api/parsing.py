@@ -417,7 +417,9 @@ def _metadata(value: object) -> object:
     if value is None or value == "":
         return {}
     if isinstance(value, str):
-        if len(value.encode()) > MAX_METADATA_BYTES * 2:
+        # A JSON body's string may hold lone surrogates, which have no UTF-8:
+        # measured as they are, and refused below with the rest of the text.
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES * 2:
             raise InvalidRequest("metadata is larger than 8 KB")
         try:
             return json.loads(value)

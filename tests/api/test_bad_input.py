@@ -417,6 +417,8 @@ BAD_METADATA = {
     "list-value": {"k": ["v"]},
     "nul-in-value": {"k": "a\x00b"},
     "surrogate-value": {"k": "\udc80"},
+    "surrogate-string": "\ud800",  # the metadata as JSON text, with no UTF-8 form
+    "surrogate-in-json-text": '{"k": "\ud800"}',
     "digit-first-key": {"1k": "v"},
     "dotted-key": {"a.b": "v"},
     "space-key": {"a b": "v"},

@@ -3,7 +3,8 @@
 A public link (/dl/<id>), a signed download (/v1/blobs/<token>) or a signed
 upload (/v1/uploads/<token>) is its own credential: whoever reads it in a log
 could download or upload with it. The log keeps the route and the kind of
-token (`lnk_`), never the secret part.
+token (`lnk_`), never the secret part; and never an API key sent as HTTP
+Basic's user name or in an Authorization header a custom format names.
 """
 
 import re
@@ -39,4 +40,11 @@ class RedactingLogger(Logger):
             value = atoms.get(name)
             if isinstance(value, str):
                 atoms[name] = redact(value)
+        # gunicorn logs HTTP Basic's user name as `u`; Hoard names no users,
+        # and a build tool configured with the key as its user name would
+        # write the key to the log. The Authorization header is never logged.
+        atoms["u"] = "-"
+        for name in list(atoms):
+            if name.lower() == "{authorization}i":
+                atoms[name] = "[redacted]"
         return atoms

@@ -13,7 +13,9 @@ from tests.live_server import HoardServer
 
 # Every atom that can hold the path, read from the request line, the parsed
 # path, the environ and the Referer header.
-EVERY_PATH_ATOM = '%(m)s|%(U)s|%(q)s|"%(r)s"|%({raw_uri}e)s|%({path_info}e)s|%(f)s|%(s)s'
+EVERY_PATH_ATOM = (
+    '%(m)s|%(U)s|%(q)s|"%(r)s"|%({raw_uri}e)s|%({path_info}e)s|%(f)s|%(s)s|%(u)s|%({authorization}i)s'
+)
 
 
 def _serve(tmp_path_factory, name: str, **env: str) -> HoardServer:
@@ -44,7 +46,10 @@ def _capabilities(server: HoardServer) -> dict[str, str]:
     link_path = urlsplit(link).path
     encoded = link_path.replace("/dl/", "/d%6C/")
     assert requests.get(f"{server.url}{encoded}").status_code == 200
+    # A build tool configured with the key as Basic's user name (and password).
+    assert requests.get(f"{server.url}/cache/gradle/k1", auth=(tenant.key, tenant.key)).status_code == 404
     return {
+        "key": tenant.key,
         "link": link_path.rsplit("/", 1)[1].removeprefix("lnk_"),
         "blob": urlsplit(blob["download_url"]).path.rsplit("/", 1)[1],
         "upload": urlsplit(ticket["upload_url"]).path.rsplit("/", 1)[1],
@@ -97,12 +102,22 @@ def test_a_file_and_a_format_from_config_and_every_path_atom_redacted(tmp_path_f
     _assert_redacted(log, secrets)
     assert "[redacted]" not in server.log_path.read_text()  # not on stdout as well
     assert len([line for line in lines if "|/dl/lnk_[redacted]|" in line]) == 3  # GET, HEAD, encoded GET
-    referred = next(line for line in lines if line.startswith("GET|/dl/") and not line.endswith("|-|200"))
-    method, path, query, request_line, raw_uri, path_info, referer, status = referred.split("|")
-    assert (method, path, query, status) == ("GET", "/dl/lnk_[redacted]", "", "200")
+    fields = [line.split("|") for line in log.splitlines()]
+    referred = next(line for line in fields if line[:2] == ["GET", "/dl/lnk_[redacted]"] and line[6] != "-")
+    method, path, query, request_line, raw_uri, path_info, referer, status, user, authorization = referred
+    assert (method, path, query, status, user, authorization) == (
+        "GET",
+        "/dl/lnk_[redacted]",
+        "",
+        "200",
+        "-",
+        "-",
+    )
     assert request_line == '"GET /dl/lnk_[redacted] HTTP/1.1"'
     assert raw_uri == path_info == "/dl/lnk_[redacted]"
     assert referer.endswith("/dl/lnk_[redacted]")
+    basic = next(line for line in fields if line[1] == "/cache/gradle/k1")
+    assert basic[-2:] == ["-", "[redacted]"]  # no user name, no Authorization header
 
 
 def test_the_access_log_can_be_switched_off(tmp_path_factory):

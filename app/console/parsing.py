@@ -3,6 +3,7 @@
 API's parsing, so their filters and cursors are the API's own."""
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -10,7 +11,7 @@ from werkzeug.datastructures import MultiDict
 from ..api import parsing
 from ..errors import InvalidRequest
 from ..services.insight import PERIODS
-from ..services.tenants import CACHE_STATUSES
+from ..services.tenants import CACHE_STATUSES, MAX_RETENTION_DAYS, MAX_SIZE_BYTES
 from ..services.tool_cache import TOOLS
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
@@ -18,7 +19,6 @@ _UNITS = {"": 1, "b": 1}
 for _power, _letter in enumerate("kmgt", start=1):
     _UNITS[_letter] = _UNITS[_letter + "b"] = 1000**_power
     _UNITS[_letter + "i"] = _UNITS[_letter + "ib"] = 1024**_power
-MAX_RETENTION_DAYS = 3650
 MAX_LINK_DAYS = 365
 
 
@@ -46,22 +46,24 @@ def session_listing(args) -> dict[str, Any]:
     return parsing.session_listing(MultiDict((n, v) for n, v in args.items(multi=True) if v != ""))
 
 
-MAX_BYTES = 2**63
-
-
 def size(value: str, name: str) -> int:
-    """`10GiB`, `500 MB`, `1073741824`; empty is 0 (no limit)."""
+    """`10GiB`, `1.5 GB`, `1073741824`, whole bytes (a fraction is dropped);
+    empty is 0 (no limit). Decimal arithmetic: a number of bytes is kept
+    exactly however large, and 0.5 is refused rather than read as no limit."""
     if not value.strip():
         return 0
     match = _SIZE.match(value)
     if match is None:
         raise InvalidRequest(f"{name} must be a size such as 10GiB, 500MB or a number of bytes")
     number, unit = match.groups()
-    amount = float(number) * _UNITS[(unit or "").lower()]
-    # A 64-bit column holds the cap: anything larger (or "inf") is a typo.
-    if not amount < MAX_BYTES:
-        raise InvalidRequest(f"{name} must be below {MAX_BYTES:,} bytes (8 EiB)")
-    return int(amount)
+    if len(number) > 40:  # far past 8 EiB, and Decimal's work grows with it
+        raise InvalidRequest(f"{name} must be below {MAX_SIZE_BYTES:,} bytes (8 EiB)")
+    amount = int(Decimal(number) * _UNITS[(unit or "").lower()])
+    if amount == 0 and Decimal(number) != 0:
+        raise InvalidRequest(f"{name} must be at least one byte, or empty for none")
+    if amount >= MAX_SIZE_BYTES:
+        raise InvalidRequest(f"{name} must be below {MAX_SIZE_BYTES:,} bytes (8 EiB)")
+    return amount
 
 
 def whole_number(value: str, name: str, *, low: int, high: int) -> int:

@@ -96,6 +96,7 @@ def build_cache(user):
         "console/cache.html",
         tenant=tenant,
         statuses=tenants.CACHE_STATUSES,
+        max_retention_days=tenants.MAX_RETENTION_DAYS,
         tools={tool: tool_cache.tool_enabled(tenant, tool) for tool in tool_cache.TOOLS},
         largest=insight.largest_entries(tenant),
         most_read=insight.most_read_entries(tenant),

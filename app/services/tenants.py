@@ -17,6 +17,9 @@ from .plans import PLANS
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CACHE_STATUSES = ("enabled", "disabled", "paused")
+MAX_RETENTION_DAYS = 3650
+# Caps and quotas are 64-bit columns.
+MAX_SIZE_BYTES = 2**63
 ADMIN, MEMBER = "admin", "member"
 
 
@@ -70,9 +73,12 @@ def update_tenant(
             raise InvalidRequest(f"cache status must be one of {', '.join(CACHE_STATUSES)}")
         tenant.cache_status = cache_status
     if cache_retention_days is not None:
-        if cache_retention_days < 1:
-            raise InvalidRequest("cache retention must be at least one day")
+        if not 1 <= cache_retention_days <= MAX_RETENTION_DAYS:
+            raise InvalidRequest(f"cache retention must be 1 to {MAX_RETENTION_DAYS} days")
         tenant.cache_retention_days = cache_retention_days
+    for name, size in (("cache cap", cache_max_bytes), ("storage quota", storage_quota_bytes)):
+        if size is not None and not 0 <= size < MAX_SIZE_BYTES:
+            raise InvalidRequest(f"the {name} must be 0 (none) to {MAX_SIZE_BYTES - 1:,} bytes")
     if cache_max_bytes is not None:
         tenant.cache_max_bytes = cache_max_bytes or None
     if storage_quota_bytes is not None:

@@ -327,6 +327,8 @@ def test_an_admin_changes_cache_settings(client, tenant, admin_key, member_key):
         (3 * 1024**4, "3TiB"),
         (1536 * 1024, "1536KiB"),
         (1234567, "1234567"),
+        (2**53 + 1, str(2**53 + 1)),  # past a float's exact integers
+        (2**63 - 1, str(2**63 - 1)),
     ],
 )
 def test_the_cache_cap_field_keeps_the_value_to_the_byte(client, tenant, admin_key, stored, shown):
@@ -340,6 +342,49 @@ def test_the_cache_cap_field_keeps_the_value_to_the_byte(client, tenant, admin_k
     assert post(client, "/console/cache", data, token_from="/console/cache").status_code == 303
     db.session.refresh(tenant)
     assert tenant.cache_max_bytes == stored
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"), [("1.5GiB", 3 * 2**29), ("1.3KiB", 1331), ("9007199254740993", 2**53 + 1)]
+)
+def test_cache_cap_sizes_are_read_exactly(client, tenant, admin_key, typed, stored):
+    sign_in(client, admin_key)
+    data = {"cache_status": "enabled", "cache_retention_days": "30", "cache_max_bytes": typed}
+    assert post(client, "/console/cache", data, token_from="/console/cache").status_code == 303
+    db.session.refresh(tenant)
+    assert tenant.cache_max_bytes == stored
+
+
+@pytest.mark.parametrize("typed", ["0.5", "0.9B", "0.0001KiB"])
+def test_a_cap_under_one_byte_is_refused_not_read_as_none(client, tenant, admin_key, typed):
+    tenants.update_tenant(tenant, cache_max_bytes=4096)
+    sign_in(client, admin_key)
+    data = {"cache_status": "enabled", "cache_retention_days": "30", "cache_max_bytes": typed}
+    refused = post(client, "/console/cache", data, token_from="/console/cache")
+    assert refused.status_code == 400 and "at least one byte" in refused.get_data(as_text=True)
+    db.session.refresh(tenant)
+    assert tenant.cache_max_bytes == 4096
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--cache-retention-days", "5000", "1 to 3650 days"),
+        ("--cache-max-bytes", str(2**63), "cache cap"),
+        ("--storage-quota-bytes", str(2**64), "storage quota"),
+    ],
+)
+def test_the_cli_keeps_settings_the_console_can_save(runner, tenant, option, value, message):
+    """One bound for the CLI and the form: a value set from the CLI never
+    makes the console's form unsavable (nor overflows a column)."""
+    result = runner.invoke(args=["tenants", "update", tenant.slug, option, value])
+    assert result.exit_code != 0 and message in result.output, result.output
+    db.session.refresh(tenant)
+    assert (tenant.cache_retention_days, tenant.cache_max_bytes, tenant.storage_quota_bytes) == (
+        30,
+        None,
+        None,
+    )
 
 
 def test_an_admin_turns_build_tools_on_and_off(client, tenant, admin_key, auth):

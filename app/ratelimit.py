@@ -262,10 +262,22 @@ def public(view: Callable) -> Callable:
     return view
 
 
+def exempt_when(holds: Callable[[], bool]) -> Callable[[Callable], Callable]:
+    """Not limited when `holds()` (the operator's scraper showing its token),
+    so it is served while Redis is down; otherwise limited as any keyless
+    request, which bounds guessing."""
+
+    def mark(view: Callable) -> Callable:
+        view.rate_limit_policy = holds
+        return view
+
+    return mark
+
+
 def _charge_request() -> None:
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     policy = getattr(view, "rate_limit_policy", None)
-    if policy == EXEMPT:
+    if policy == EXEMPT or (callable(policy) and policy()):
         return
     limits = rate_limits()
     if policy == PUBLIC:

@@ -38,14 +38,21 @@ def scrape(presented_token: str | None) -> tuple[bytes, str]:
     token, 403 with another one.
     """
     config = current_app.config
-    expected = config["METRICS_TOKEN"]
-    if not metrics.enabled(current_app) or not expected:
+    if not metrics.enabled(current_app) or not config["METRICS_TOKEN"]:
         raise NotFound()
     if presented_token is None:
         raise Unauthorized("A bearer token is required.", headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(presented_token.encode(), expected.encode()):
+    if not holds_token(presented_token):
         raise Forbidden("This token may not read the metrics.")
     return generate_latest(_Scrape(config)), CONTENT_TYPE_LATEST
+
+
+def holds_token(presented_token: str | None) -> bool:
+    """Whether the caller shows METRICS_TOKEN (compared in constant time)."""
+    expected = current_app.config["METRICS_TOKEN"]
+    if not (metrics.enabled(current_app) and expected and presented_token is not None):
+        return False
+    return hmac.compare_digest(presented_token.encode(), expected.encode())
 
 
 class _Scrape:

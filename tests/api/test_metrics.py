@@ -13,6 +13,7 @@ from app.services import gc
 from tests import clock
 from tests.conftest import RequestScopedClient, base_overrides
 from tests.factories import bearer, make_tenant
+from tests.live_server import free_port
 
 TOKEN = "metrics-test-token"
 SCRAPE = {"Authorization": f"Bearer {TOKEN}"}
@@ -85,6 +86,33 @@ def test_the_token_decides(app, tmp_path, settings, headers, status):
         assert response.get_json()["error"]["code"] in ("not_found", "unauthorized", "forbidden")
     if status == 401:
         assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_scraper_is_never_limited_and_guesses_are(app, tmp_path):
+    made = make_metrics_app(app, tmp_path, RATE_LIMIT_ANONYMOUS="2 per day")
+    try:
+        client = made.test_client()
+        assert [client.get("/metrics", headers=SCRAPE).status_code for _ in range(5)] == [200] * 5
+        guesses = [client.get("/metrics", headers=bearer("guess")).status_code for _ in range(4)]
+    finally:
+        with made.app_context():
+            db.engine.dispose()
+    assert guesses == [403, 403, 429, 429]
+
+
+def test_the_scraper_is_served_while_the_rate_limit_store_is_down(app, tmp_path):
+    """Prometheus needs its figures most when a part is down; a guess still
+    needs the limiter, and gets its 503."""
+    made = make_metrics_app(app, tmp_path, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        client = made.test_client()
+        scraped = client.get("/metrics", headers=SCRAPE)
+        guessed = client.get("/metrics", headers=bearer("guess"))
+    finally:
+        with made.app_context():
+            db.engine.dispose()
+    assert scraped.status_code == 200 and "hoard_http_requests_total" in scraped.get_data(as_text=True)
+    assert guessed.status_code == 503
 
 
 def test_requests_are_counted_by_api_route_method_and_status_class(metrics_client, auth):

@@ -193,6 +193,7 @@ EITHER_SHAPE = "either"
 NX_SHAPE = "nx"
 NX_PREFIX = "/v1/cache/"
 TOOLS_PREFIX = "/cache/"
+RUSH_PREFIX = TOOLS_PREFIX + "rush/"
 
 
 def error_body(error: ApiError, shape: str) -> dict:
@@ -232,6 +233,8 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
     shape = _shape_of_request() if cache_api is None else (CACHE_SHAPE if cache_api else ARTIFACT_SHAPE)
     if shape == NX_SHAPE:
         return _nx_response(error)
+    if cache_api is None and request.path.startswith(RUSH_PREFIX) and isinstance(error, RUSH_TRANSIENT):
+        return _rush_response(error, request.method)
     response = jsonify(error_body(error, shape))
     response.status_code = error.status
     if error.status == 401 and cache_api is None and request.path.startswith(TOOLS_PREFIX):
@@ -239,15 +242,39 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
     return _with_headers(response, error)
 
 
-def tool_error_response(error: ApiError, *, nx: bool = False):
+def tool_error_response(error: ApiError, *, nx: bool = False, rush: bool = False):
     """An error of a build tool's read outside a request (api/cache_reads.py):
     Nx's text, or the plain HTTP cache's flat JSON with a basic challenge."""
     if nx:
         return _nx_response(error)
+    if rush and isinstance(error, RUSH_TRANSIENT):
+        return _rush_response(error, "GET")
     response = error_response(error, cache_api=True)
     if error.status == 401:
         _challenge(response)
     return response
+
+
+# Rush's plugin fails the build on any refused write, and on any failed read
+# but a 503 (its one "transient" status). So a write refused for the moment
+# (the rate, Redis down) is declined like a paused cache's (202, nothing
+# stored), and such a read is a 503; each keeps its Retry-After.
+RUSH_TRANSIENT = (RateLimited, ServiceUnavailable)
+
+
+def declined_body(code: str, message: str) -> dict:
+    """A Rush write accepted but not stored (202): why, in the error fields' names."""
+    return {"stored": False, "code": code, "message": message}
+
+
+def _rush_response(error: ApiError, method: str):
+    if method in ("GET", "HEAD"):
+        response = jsonify(error_body(error, CACHE_SHAPE))
+        response.status_code = 503
+    else:
+        response = jsonify(declined_body(error.code, error.message))
+        response.status_code = 202
+    return _with_headers(response, error)
 
 
 def _nx_response(error: ApiError):

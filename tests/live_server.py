@@ -28,10 +28,17 @@ def free_port() -> int:
 
 
 def start_process(
-    command: list[str], *, cwd: Path, env: dict, log_path: Path, ready_url: str, timeout: float = 30
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict,
+    log_path: Path,
+    ready_url: str,
+    ready_status: int = 200,
+    timeout: float = 30,
 ) -> tuple[subprocess.Popen, BinaryIO]:
     """Start a server in its own process group, logging to a file, and wait
-    until `ready_url` answers 200."""
+    until `ready_url` answers `ready_status`."""
     log = open(log_path, "ab")  # noqa: SIM115 - closed by stop_process()
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -42,7 +49,7 @@ def start_process(
             log.close()
             raise RuntimeError(f"{command[0]} exited: {log_path.read_text()[-2000:]}")
         try:
-            if requests.get(ready_url, timeout=1).status_code == 200:
+            if requests.get(ready_url, timeout=1).status_code == ready_status:
                 return process, log
         except requests.RequestException:
             pass
@@ -82,6 +89,8 @@ class HoardServer:
     threads: int | None = 8
     env_overrides: dict = field(default_factory=dict)
     port: int = 0
+    # What /health answers once serving: 503 when a part is down on purpose.
+    ready_status: int = 200
     process: subprocess.Popen | None = None
 
     @property
@@ -139,6 +148,7 @@ class HoardServer:
             env=self.env,
             log_path=self.log_path,
             ready_url=f"{self.url}/health",
+            ready_status=self.ready_status,
         )
         return self
 

@@ -124,7 +124,8 @@ def answer_tool(environ: dict, tool: str, key: str) -> Response:
         return responses.send_download(found.download, content_type=content_type, environ=environ)
 
     api_key = auth.presented_key(environ.get("HTTP_AUTHORIZATION"))
-    return _answer(environ, api_key, find, respond, partial(tool_error_response, nx=tool == tool_cache.NX))
+    render_error = partial(tool_error_response, nx=tool == tool_cache.NX, rush=tool == tool_cache.RUSH)
+    return _answer(environ, api_key, find, respond, render_error)
 
 
 def _answer(environ: dict, api_key: str | None, find, respond, render_error) -> Response:

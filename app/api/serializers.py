@@ -8,7 +8,7 @@ from datetime import datetime
 from xml.sax.saxutils import escape
 
 from .. import b64url
-from ..errors import ARTIFACT_SHAPE, error_body
+from ..errors import ARTIFACT_SHAPE, declined_body, error_body
 from ..models import Artifact, Link, Session
 from ..services.artifacts.presigned import UploadReceipt, UploadTicket
 from ..services.artifacts.reads import BatchEntry, DownloadTicket
@@ -239,4 +239,4 @@ def webdav_entry(href: str, size: int) -> str:
 
 def declined_write(declined: Declined) -> dict:
     """A Rush write accepted but not stored (202): why, in the error fields' names."""
-    return {"stored": False, "code": declined.code, "message": declined.message}
+    return declined_body(declined.code, declined.message)

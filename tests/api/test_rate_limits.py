@@ -11,6 +11,7 @@ import redis
 
 from app import create_app
 from app.extensions import db
+from app.models import CacheEntry
 from app.ratelimit import rate_limits
 from app.services import tenants
 from tests import services_env
@@ -303,6 +304,38 @@ def test_build_tools_draw_on_the_tenants_one_budget_with_basic_keys_too(limited_
     nx_refused = client.put("/v1/cache/999", data=b"x", headers=bearer(key))
     assert nx_refused.status_code == 429
     assert nx_refused.mimetype == "text/plain"
+
+
+def test_rush_is_told_try_again_in_its_own_words_when_limited(limited_app, app):
+    """Rush's plugin fails the build on a refused write and on any failed
+    read but a 503: past the budget its read is a 503 and its write is
+    declined (202, nothing stored), both with Retry-After; other tools keep
+    their 429."""
+    tenant, key = make_tenant("acme")
+    client = limited_app.test_client()
+    _spend(client, "/v1/whoami", bearer(key), BURST)
+
+    read = client.get("/cache/rush/0123abcd", headers=bearer(key))
+    assert read.status_code == 503 and read.json["code"] == "rate_limited"
+    write = client.put("/cache/rush/0123abcd", data=b"task output", headers=bearer(key))
+    assert write.status_code == 202
+    assert write.json == {"stored": False, "code": "rate_limited", "message": write.json["message"]}
+    for refused in (read, write):
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert client.put("/cache/gradle/0123abcd", data=b"x", headers=bearer(key)).status_code == 429
+    with app.app_context():
+        assert db.session.query(CacheEntry).filter_by(tenant_id=tenant.id).count() == 0
+
+
+def test_rush_writes_are_declined_while_the_rate_limit_store_is_down(app, tmp_path):
+    _, key = make_tenant("acme")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    client = _redis_app(app, tmp_path, "moving-window", url=dead).test_client()
+    write = client.put("/cache/rush/0123abcd", data=b"task output", headers=bearer(key))
+    assert write.status_code == 202 and write.json["code"] == "service_unavailable"
+    assert client.get("/cache/rush/0123abcd", headers=bearer(key)).status_code == 503
+    assert client.put("/cache/gradle/0123abcd", data=b"x", headers=bearer(key)).status_code == 503
 
 
 def test_health_checks_the_shared_rate_limit_store(app, tmp_path):

@@ -22,6 +22,7 @@ import pytest
 from tests import services_env
 from tests.e2e import turbo
 from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url
+from tests.live_server import HoardServer, free_port
 
 RUSH_VERSION = "5.179.0"
 PNPM_VERSION = "9.15.9"
@@ -222,3 +223,32 @@ def test_a_hit_follows_hoards_redirect_to_the_object_store(rush, s3_redirect_hoa
     assert runs(repo) == 0, warm
     assert window.statuses("GET", PREFIX) == ["302"]
     assert output_digest(repo) == built
+
+
+def test_a_build_never_fails_because_hoard_cannot_count_its_requests(
+    rush, repo, tmp_path, new_postgres_database
+):
+    """With Redis (the rate limits) unreachable, every request is refused for
+    the moment: Rush's reads get the 503 its plugin takes for transient, its
+    write the 202 it takes for done, and the build passes, building for real."""
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    with HoardServer(
+        var_dir=tmp_path / "hoard",
+        database_url=new_postgres_database(),
+        workers=1,
+        env_overrides={"RATELIMIT_STORAGE_URI": dead_redis},
+        ready_status=503,
+    ) as hoard:
+        owner = hoard.create_tenant("rush-no-redis")
+        config_path = repo / "common/config/rush/build-cache.json"
+        config = json.loads(config_path.read_text())
+        config["httpConfiguration"]["url"] = tool_url(hoard, "rush")
+        config_path.write_text(json.dumps(config, indent=2))
+        git(repo, "commit", "-qam", "the Hoard without Redis")
+
+        window = LogWindow(hoard)
+        result = build(rush, repo, key=owner.key)
+        assert runs(repo) == 1, result.stdout
+        assert {status for _, status in window.requests("GET", PREFIX, expected=3)} == {"503"}
+        assert window.statuses("PUT", PREFIX) == ["202"]
+        assert stored_entries(hoard, owner, "rush") == 0

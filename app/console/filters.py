@@ -1,5 +1,6 @@
 """How the console writes numbers, sizes and times."""
 
+import re
 from datetime import datetime
 
 from flask import Flask
@@ -68,9 +69,18 @@ def number(value: int | float) -> str:
     return f"{value:,}"
 
 
+_ARTIFACT_ID = re.compile(r"art_[A-Za-z0-9]{16}")
+
+
+def artifact_id(value: str) -> bool:
+    """A test: whether `value` has an artifact id's shape (art_ + 16 alnum)."""
+    return _ARTIFACT_ID.fullmatch(value) is not None
+
+
 def init_app(app: Flask) -> None:
     for function in (size, exact_size, hours, duration, seconds, percent, when, number):
         app.add_template_filter(function)
+    app.add_template_test(artifact_id)
     app.add_template_global(csrf_token)
     app.add_template_global(current_user)
     app.add_template_global(cursor, "cursor_of")

@@ -164,7 +164,18 @@ def test_an_admin_creates_and_revokes_keys_and_the_api_follows(client, tenant, a
     revoked = post(client, f"/console/keys/{new_id}/revoke", token_from="/console/keys")
     assert revoked.status_code == 303
     assert client.get("/v1/whoami", headers=bearer(plaintext)).status_code == 401
-    assert "revoked" in client.get(f"/console/keys?revoked={new_id}").get_data(as_text=True)
+    assert f"Key …{plaintext[-4:]} revoked" in client.get(revoked.location).get_data(as_text=True)
+
+
+def test_a_link_cannot_put_words_in_the_consoles_notices(client, tenant, admin_key):
+    live_key, _ = tenants.create_key(tenant)
+    sign_in(client, admin_key)
+    for spoof in ("ANY%20TEXT", str(live_key.id), "99999", "-1"):
+        assert "revoked:" not in client.get(f"/console/keys?revoked={spoof}").get_data(as_text=True), spoof
+    for spoof in ("Your%20account%20is%20closed", "art_short", "art_0123456789abcdef%20and%20more"):
+        assert "deleted." not in client.get(f"/console/artifacts?deleted={spoof}").get_data(as_text=True)
+    shaped = client.get("/console/artifacts?deleted=art_0123456789abcdef").get_data(as_text=True)
+    assert "Artifact art_0123456789abcdef deleted." in shaped
 
 
 def test_revoking_a_key_id_no_database_holds_is_a_404(client, admin_key):

@@ -3,7 +3,7 @@
 import re
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..clock import now
 from ..errors import InvalidRequest, LinkExpired, LinkNotFound, QuotaExceeded
@@ -35,6 +35,8 @@ def create_link(tenant: Tenant, artifact_id: str, *, expires_in: int | None) -> 
     plan = plan_for(tenant.plan)
     seconds = _link_seconds(expires_in, plan)
     reads.ensure_downloadable(reads.find_artifact(tenant, artifact_id))
+    if plan.max_active_links is not None:
+        _one_link_at_a_time(tenant)
     if plan.max_active_links is not None and active_link_count(tenant) >= plan.max_active_links:
         raise QuotaExceeded(
             f"the {plan.name} plan allows {plan.max_active_links} active links",
@@ -51,6 +53,19 @@ def create_link(tenant: Tenant, artifact_id: str, *, expires_in: int | None) -> 
     db.session.add(link)
     db.session.commit()
     return link
+
+
+def _one_link_at_a_time(tenant: Tenant) -> None:
+    """Until this transaction ends, no other link of the tenant is counted
+    and created: else concurrent requests each see room for one more.
+
+    PostgreSQL: an advisory lock, which no row lock waits on, so it cannot
+    deadlock with an upload holding its artifact's row and then the tenant's.
+    SQLite: a write, which takes the database's one write lock."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("links:" + tenant.id, 0))))
+    else:
+        db.session.execute(update(Tenant).where(Tenant.id == tenant.id).values(id=Tenant.id))
 
 
 def _link_seconds(expires_in: int | None, plan) -> int:

@@ -106,14 +106,21 @@ def label(value: object, name: str) -> str | None:
 
 
 def content_type(explicit: object, part_type: str | None, name: str) -> str:
-    """Explicit field, else the part's header unless octet-stream, else a guess."""
+    """Explicit field, else the part's header unless octet-stream, else a guess.
+
+    ASCII only: it is sent back as a header (and signed into S3's presigned
+    PUT), where other characters are not valid."""
     if explicit not in (None, ""):
-        if not isinstance(explicit, str) or len(explicit) > 255 or has_control(explicit):
-            raise InvalidRequest("content_type must be a media type of at most 255 characters")
+        if not isinstance(explicit, str) or not _header_safe(explicit):
+            raise InvalidRequest("content_type must be an ASCII media type of at most 255 characters")
         return explicit
-    if part_type and part_type != OCTET_STREAM and len(part_type) <= 255 and not has_control(part_type):
+    if part_type and part_type != OCTET_STREAM and _header_safe(part_type):
         return part_type
     return mimetypes.guess_type(name)[0] or OCTET_STREAM
+
+
+def _header_safe(value: str) -> bool:
+    return len(value) <= 255 and value.isascii() and not has_control(value)
 
 
 def metadata(value: object) -> dict[str, str]:

@@ -395,6 +395,7 @@ def test_json_upload_fields_of_the_wrong_type_or_size_are_400(refusals):
         {"agent_id": {"id": "a"}},
         {"content_type": "t" * 256},
         {"content_type": 5},
+        {"content_type": "text/\u00e9"},
     ):
         upload_json(refusals, str(fields)[:40], **fields)
     refusals.assert_all_refused()

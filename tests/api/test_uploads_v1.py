@@ -87,6 +87,7 @@ def test_multipart_fields_may_come_in_the_cli_order_and_default_ttl_is_30_days(c
         (None, None, "page.html", "text/html"),
         (None, None, "noextension", "application/octet-stream"),
         ("", "text/csv", "a.txt", "text/csv"),
+        (None, "text/\u00e9", "a.txt", "text/plain"),  # not ASCII: not a header value, so guessed
     ],
 )
 def test_multipart_content_type_rules(client, auth, explicit, part_type, filename, expected):

@@ -9,5 +9,10 @@ def encode(data: bytes) -> str:
 
 
 def decode(text: str) -> bytes:
-    """ValueError (binascii.Error) for text that is not base64url."""
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """ValueError (binascii.Error) for text that is not base64url, as
+    `encode` writes it: the decoder alone would also take '+' and '/', and
+    spare bits in the last character, so one token would have many spellings."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if encode(data) != text:
+        raise ValueError("not canonical base64url")
+    return data

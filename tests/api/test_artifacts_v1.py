@@ -228,6 +228,25 @@ def test_a_tampered_download_url_is_refused(client, auth):
     assert_error(client.get(f"/v1/blobs/{upload_token}"), 403, "invalid_signature")
 
 
+def test_a_download_url_has_one_spelling(client, auth):
+    """Other spellings of the same bytes (spare bits in the last character,
+    '+' for '-') are refused like any other token."""
+    made = create(client, auth, DATA)
+    path = download_path(client, auth, made["artifact_id"])
+    token = path.rsplit("/", 1)[1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    spare_bits = {1: 0b1111, 2: 0b11}.get(-len(token) % 4, 0)  # unused low bits of the last character
+    assert spare_bits, "a token whose length leaves no spare bits"
+    last = alphabet.index(token[-1])
+    respelled = [token[:-1] + alphabet[last ^ bit] for bit in (1, spare_bits) if last ^ bit != last]
+    respelled.append(token.replace("-", "+"))  # ('/' for '_' would be another route)
+    respelled = [other for other in respelled if other != token]
+    assert respelled
+    for other in respelled:
+        assert_error(client.get(f"/v1/blobs/{other}"), 403, "invalid_signature")
+    assert client.get(path).status_code == 200
+
+
 def test_signed_urls_reveal_no_ids(client, auth, tenant_and_key):
     """A URL holder (or a log reader) learns nothing from the token itself."""
     made = create(client, auth, DATA)

@@ -1,5 +1,6 @@
 """Sending stored bytes: sendfile, X-Accel-Redirect, a redirect, or a stream."""
 
+import re
 from typing import BinaryIO
 
 from flask import Response, request
@@ -43,11 +44,31 @@ def _decorate(environ, response, size, headers, download_name, ranges, set_lengt
     if download_name is not None:
         response.headers["Content-Disposition"] = content_disposition(download_name)
     if ranges:
-        response = response.make_conditional(environ, accept_ranges=True, complete_length=size)
+        response = response.make_conditional(
+            _rfc_range(environ, size), accept_ranges=True, complete_length=size
+        )
     if environ["REQUEST_METHOD"] != "HEAD" and response.status_code in (200, 206):
         # What the body will hold: the object, or the range asked for.
         metrics.bytes_served(size if response.content_length is None else response.content_length)
     return response
+
+
+_SUFFIX_RANGE = re.compile(r"\s*bytes\s*=\s*-\s*([0-9]+)\s*")
+
+
+def _rfc_range(environ: dict, size: int) -> dict:
+    """The request as RFC 9110 reads its Range where Werkzeug answers 416: a
+    range unit other than bytes is ignored (a full 200), and a suffix longer
+    than the object selects all of it."""
+    header = environ.get("HTTP_RANGE")
+    if header is None:
+        return environ
+    if header.partition("=")[0].strip().lower() != "bytes":
+        return {name: value for name, value in environ.items() if name != "HTTP_RANGE"}
+    suffix = _SUFFIX_RANGE.fullmatch(header)
+    if suffix is not None and size > 0 and int(suffix.group(1)) > size:
+        return {**environ, "HTTP_RANGE": "bytes=0-"}
+    return environ
 
 
 def send_download(

@@ -132,6 +132,10 @@ def test_the_signed_url_serves_the_bytes_without_auth(client, auth):
         ("bytes=-3", 206, DATA[-3:], "bytes 13-15/16"),
         ("bytes=0-999", 206, DATA, "bytes 0-15/16"),
         ("bytes=99-", 416, None, "bytes */16"),
+        # RFC 9110 section 14.2: a suffix longer than the object selects all of it.
+        ("bytes=-99999999999999999999", 206, DATA, "bytes 0-15/16"),
+        ("bytes=-17", 206, DATA, "bytes 0-15/16"),
+        ("bytes=-16", 206, DATA, "bytes 0-15/16"),
     ],
 )
 def test_the_signed_url_supports_ranges(client, auth, header, status, body, content_range):
@@ -145,6 +149,15 @@ def test_the_signed_url_supports_ranges(client, auth, header, status, body, cont
     if body is not None:
         assert response.data == body
         assert response.headers["Content-Length"] == str(len(body))
+
+
+@pytest.mark.parametrize("header", ["items=0-1", "lines=1-2", "Bytes2=0-1"])
+def test_a_range_in_a_unit_other_than_bytes_is_ignored(client, auth, header):
+    """RFC 9110 section 14.2: a server MUST ignore a Range whose unit it does not know."""
+    made = create(client, auth, DATA)
+    response = client.get(download_path(client, auth, made["artifact_id"]), headers={"Range": header})
+    assert response.status_code == 200 and response.data == DATA
+    assert "Content-Range" not in response.headers
 
 
 def _disposition(header: str) -> tuple[str, str]:

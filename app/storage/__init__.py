@@ -39,6 +39,9 @@ def _build(config) -> Storage:
             endpoint_url=config["S3_ENDPOINT_URL"],
             region=config["S3_REGION"],
             part_size=config["S3_PART_SIZE"],
+            connect_timeout=config["S3_CONNECT_TIMEOUT_SECONDS"],
+            read_timeout=config["S3_READ_TIMEOUT_SECONDS"],
+            max_attempts=config["S3_MAX_ATTEMPTS"],
         )
     raise ValueError(f"unknown STORAGE_BACKEND {backend!r} (expected 'local' or 's3')")
 

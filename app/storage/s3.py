@@ -135,13 +135,28 @@ class _Body(io.RawIOBase):
 class S3Storage(Storage):
     name = "s3"
 
-    def __init__(self, bucket: str, endpoint_url: str | None, region: str, part_size: int):
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str | None,
+        region: str,
+        part_size: int,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_attempts: int = 3,
+    ):
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise ValueError(f"S3 part size must be within {MIN_PART_SIZE}..{MAX_PART_SIZE} bytes")
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.region = region
         self.part_size = part_size
+        self._client_settings = {
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "retries": {"mode": "standard", "total_max_attempts": max_attempts},
+        }
         self._client: BaseClient | None = None
         self._client_lock = threading.Lock()
 
@@ -157,6 +172,7 @@ class S3Storage(Storage):
                     endpoint_url=self.endpoint_url,
                     region_name=self.region,
                     config=Config(
+                        **self._client_settings,
                         signature_version="s3v4",
                         # MinIO and friends serve buckets by path, not by subdomain.
                         s3={"addressing_style": "path"} if self.endpoint_url else {},

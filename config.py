@@ -85,10 +85,11 @@ class Config:
     # PARTS_IN_FLIGHT + 1 parts in memory, and a worker serves many at once.
     S3_PART_SIZE = _int("S3_PART_SIZE", 5 * 1024 * 1024)
     # How long one S3 request waits to connect, and for each read, before it
-    # is retried (S3_MAX_ATTEMPTS in all): botocore's own 60 s and 5 attempts
-    # would let an unreachable store hold a thread for minutes.
+    # is retried (S3_MAX_ATTEMPTS in all). botocore's 60 s to connect and 5
+    # attempts would let an unreachable store hold a thread for minutes; the
+    # read keeps its 60 s, which a large server-side copy may need.
     S3_CONNECT_TIMEOUT_SECONDS = _float("S3_CONNECT_TIMEOUT_SECONDS", 5.0)
-    S3_READ_TIMEOUT_SECONDS = _float("S3_READ_TIMEOUT_SECONDS", 30.0)
+    S3_READ_TIMEOUT_SECONDS = _float("S3_READ_TIMEOUT_SECONDS", 60.0)
     S3_MAX_ATTEMPTS = _int("S3_MAX_ATTEMPTS", 3)
 
     # How downloads leave the server: "sendfile" (the WSGI file wrapper, which

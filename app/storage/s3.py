@@ -143,7 +143,7 @@ class S3Storage(Storage):
         part_size: int,
         *,
         connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
+        read_timeout: float = 60.0,
         max_attempts: int = 3,
     ):
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:

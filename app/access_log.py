@@ -4,7 +4,7 @@ A public link (/dl/<id>), a signed download (/v1/blobs/<token>) or a signed
 upload (/v1/uploads/<token>) is its own credential: whoever reads it in a log
 could download or upload with it. The log keeps the route and the kind of
 token (`lnk_`), never the secret part; and never an API key sent as HTTP
-Basic's user name or in an Authorization header a custom format names.
+Basic's user name, nor an Authorization or Cookie value a custom format names.
 """
 
 import re
@@ -20,6 +20,9 @@ REDACTED = r"\1[redacted]"
 # Every atom that can hold the request's path: the request line, the path,
 # the referring page, and the same values read from the environ or headers.
 _PATH_ATOMS = ("r", "U", "f", "{raw_uri}e", "{path_info}e", "{referer}i")
+
+
+_CREDENTIAL_ATOM = re.compile(r"^\{(http_)?(proxy[-_])?(authorization|cookie)\}[ie]$", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
@@ -42,9 +45,11 @@ class RedactingLogger(Logger):
                 atoms[name] = redact(value)
         # gunicorn logs HTTP Basic's user name as `u`; Hoard names no users,
         # and a build tool configured with the key as its user name would
-        # write the key to the log. The Authorization header is never logged.
+        # write the key to the log. Credentials read from the headers or the
+        # environ (`{authorization}i`, `{http_authorization}e`, the console's
+        # session cookie) are redacted whatever the format names.
         atoms["u"] = "-"
         for name in list(atoms):
-            if name.lower() == "{authorization}i":
+            if _CREDENTIAL_ATOM.search(name):
                 atoms[name] = "[redacted]"
         return atoms

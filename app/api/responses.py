@@ -66,8 +66,13 @@ def _rfc_range(environ: dict, size: int) -> dict:
     if header.partition("=")[0].strip().lower() != "bytes":
         return {name: value for name, value in environ.items() if name != "HTTP_RANGE"}
     suffix = _SUFFIX_RANGE.fullmatch(header)
-    if suffix is not None and size > 0 and int(suffix.group(1)) > size:
-        return {**environ, "HTTP_RANGE": "bytes=0-"}
+    if suffix is not None and size > 0:
+        # Compared as text first, and handed on in its shortest spelling:
+        # int() (Werkzeug's too) refuses more than 4,300 digits.
+        digits = suffix.group(1).lstrip("0")
+        if len(digits) > len(str(size)) or int(digits or "0") > size:
+            return {**environ, "HTTP_RANGE": "bytes=0-"}
+        return {**environ, "HTTP_RANGE": f"bytes=-{digits or '0'}"}
     return environ
 
 

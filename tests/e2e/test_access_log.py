@@ -14,7 +14,8 @@ from tests.live_server import HoardServer
 # Every atom that can hold the path, read from the request line, the parsed
 # path, the environ and the Referer header.
 EVERY_PATH_ATOM = (
-    '%(m)s|%(U)s|%(q)s|"%(r)s"|%({raw_uri}e)s|%({path_info}e)s|%(f)s|%(s)s|%(u)s|%({authorization}i)s'
+    '%(m)s|%(U)s|%(q)s|"%(r)s"|%({raw_uri}e)s|%({path_info}e)s|%(f)s|%(s)s'
+    "|%(u)s|%({authorization}i)s|%({http_authorization}e)s"
 )
 
 
@@ -104,20 +105,13 @@ def test_a_file_and_a_format_from_config_and_every_path_atom_redacted(tmp_path_f
     assert len([line for line in lines if "|/dl/lnk_[redacted]|" in line]) == 3  # GET, HEAD, encoded GET
     fields = [line.split("|") for line in log.splitlines()]
     referred = next(line for line in fields if line[:2] == ["GET", "/dl/lnk_[redacted]"] and line[6] != "-")
-    method, path, query, request_line, raw_uri, path_info, referer, status, user, authorization = referred
-    assert (method, path, query, status, user, authorization) == (
-        "GET",
-        "/dl/lnk_[redacted]",
-        "",
-        "200",
-        "-",
-        "-",
-    )
+    method, path, query, request_line, raw_uri, path_info, referer, status, *credentials = referred
+    assert (method, path, query, status, credentials) == ("GET", "/dl/lnk_[redacted]", "", "200", ["-"] * 3)
     assert request_line == '"GET /dl/lnk_[redacted] HTTP/1.1"'
     assert raw_uri == path_info == "/dl/lnk_[redacted]"
     assert referer.endswith("/dl/lnk_[redacted]")
     basic = next(line for line in fields if line[1] == "/cache/gradle/k1")
-    assert basic[-2:] == ["-", "[redacted]"]  # no user name, no Authorization header
+    assert basic[-3:] == ["-", "[redacted]", "[redacted]"]  # no user name; Authorization from neither place
 
 
 def test_the_access_log_can_be_switched_off(tmp_path_factory):

@@ -244,7 +244,8 @@ def error_response(error: ApiError, *, cache_api: bool | None = None):
 
 def tool_error_response(error: ApiError, *, nx: bool = False, rush: bool = False):
     """An error of a build tool's read outside a request (api/cache_reads.py):
-    Nx's text, or the plain HTTP cache's flat JSON with a basic challenge."""
+    Nx's text, Rush's 503 for a refusal of the moment, or the plain HTTP
+    cache's flat JSON with a basic challenge."""
     if nx:
         return _nx_response(error)
     if rush and isinstance(error, RUSH_TRANSIENT):

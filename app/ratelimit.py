@@ -36,7 +36,7 @@ from .errors import RateLimited, ServiceUnavailable
 SUSTAINED_WINDOW_SECONDS = 5
 EXTENSION = "hoard_rate_limits"
 # Storage URIs limits serves with redis-py, whose timeouts Hoard sets.
-REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://", "redis+cluster://")
 
 # Route policies, set on view functions by the decorators below.
 EXEMPT = "exempt"

@@ -29,13 +29,17 @@ def exact_size(count: int | None) -> str:
     keeps the value to the byte; empty for none."""
     if not count:
         return ""
-    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if count % factor == 0:
-            return f"{count // factor}{unit}"
-    for unit, factor in (("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2), ("KB", 1000)):
+    for unit, factor in _UNITS_LARGEST_FIRST:
         if count % factor == 0:
             return f"{count // factor}{unit}"
     return str(count)
+
+
+_UNITS_LARGEST_FIRST = sorted(
+    [(f"{letter}iB", 1024**power) for power, letter in enumerate("KMGT", start=1)]
+    + [(f"{letter}B", 1000**power) for power, letter in enumerate("KMGT", start=1)],
+    key=lambda unit: -unit[1],
+)
 
 
 def hours(milliseconds: int) -> str:

@@ -3,7 +3,7 @@
 API's parsing, so their filters and cursors are the API's own."""
 
 import re
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -58,7 +58,9 @@ def size(value: str, name: str) -> int:
     number, unit = match.groups()
     if len(number) > 40:  # far past 8 EiB, and Decimal's work grows with it
         raise InvalidRequest(f"{name} must be below {MAX_SIZE_BYTES:,} bytes (8 EiB)")
-    amount = int(Decimal(number) * _UNITS[(unit or "").lower()])
+    # Enough digits for the 40 allowed and the unit: no rounding before int().
+    with localcontext(prec=60):
+        amount = int(Decimal(number) * _UNITS[(unit or "").lower()])
     if amount == 0 and Decimal(number) != 0:
         raise InvalidRequest(f"{name} must be at least one byte, or empty for none")
     if amount >= MAX_SIZE_BYTES:

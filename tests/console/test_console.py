@@ -338,6 +338,8 @@ def test_an_admin_changes_cache_settings(client, tenant, admin_key, member_key):
         (3 * 1024**4, "3TiB"),
         (1536 * 1024, "1536KiB"),
         (1234567, "1234567"),
+        (10 * 1000**3, "10GB"),  # not 9765625KiB
+        (2 * 1000**4, "2TB"),
         (2**53 + 1, str(2**53 + 1)),  # past a float's exact integers
         (2**63 - 1, str(2**63 - 1)),
     ],
@@ -356,7 +358,8 @@ def test_the_cache_cap_field_keeps_the_value_to_the_byte(client, tenant, admin_k
 
 
 @pytest.mark.parametrize(
-    ("typed", "stored"), [("1.5GiB", 3 * 2**29), ("1.3KiB", 1331), ("9007199254740993", 2**53 + 1)]
+    ("typed", "stored"),
+    [("1.5GiB", 3 * 2**29), ("1.3KiB", 1331), ("9007199254740993", 2**53 + 1), ("1." + "9" * 29, 1)],
 )
 def test_cache_cap_sizes_are_read_exactly(client, tenant, admin_key, typed, stored):
     sign_in(client, admin_key)
@@ -366,7 +369,7 @@ def test_cache_cap_sizes_are_read_exactly(client, tenant, admin_key, typed, stor
     assert tenant.cache_max_bytes == stored
 
 
-@pytest.mark.parametrize("typed", ["0.5", "0.9B", "0.0001KiB"])
+@pytest.mark.parametrize("typed", ["0.5", "0.9B", "0.0001KiB", "0." + "9" * 30])
 def test_a_cap_under_one_byte_is_refused_not_read_as_none(client, tenant, admin_key, typed):
     tenants.update_tenant(tenant, cache_max_bytes=4096)
     sign_in(client, admin_key)

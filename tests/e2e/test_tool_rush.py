@@ -143,6 +143,16 @@ def build(rush: Path, repo: Path, *, key: str) -> subprocess.CompletedProcess:
     return run([str(rush), "build", "--verbose"], cwd=repo, env=env, timeout=300)
 
 
+def point_at(repo: Path, hoard) -> None:
+    """Point the repo's build-cache.json at another Hoard, committed like
+    the rest of the fixture's tree."""
+    config_path = repo / "common/config/rush/build-cache.json"
+    config = json.loads(config_path.read_text())
+    config["httpConfiguration"]["url"] = tool_url(hoard, "rush")
+    config_path.write_text(json.dumps(config, indent=2))
+    git(repo, "commit", "-qam", f"the Hoard at {hoard.url}")
+
+
 def runs(repo: Path) -> int:
     """How many times the build ran for real since last asked."""
     log = repo.parent / "runs.log"
@@ -208,11 +218,7 @@ def test_a_hit_follows_hoards_redirect_to_the_object_store(rush, s3_redirect_hoa
     GET with a presigned URL, and Rush fetches the entry from there."""
     hoard = s3_redirect_hoard
     owner = hoard.create_tenant("rush-s3")
-    config_path = repo / "common/config/rush/build-cache.json"
-    config = json.loads(config_path.read_text())
-    config["httpConfiguration"]["url"] = tool_url(hoard, "rush")
-    config_path.write_text(json.dumps(config, indent=2))
-    git(repo, "commit", "-qam", "the S3 Hoard")
+    point_at(repo, hoard)
     assert "Successfully set cache entry." in build(rush, repo, key=owner.key).stdout
     built = output_digest(repo)
     runs(repo)
@@ -240,11 +246,7 @@ def test_a_build_never_fails_because_hoard_cannot_count_its_requests(
         ready_status=503,
     ) as hoard:
         owner = hoard.create_tenant("rush-no-redis")
-        config_path = repo / "common/config/rush/build-cache.json"
-        config = json.loads(config_path.read_text())
-        config["httpConfiguration"]["url"] = tool_url(hoard, "rush")
-        config_path.write_text(json.dumps(config, indent=2))
-        git(repo, "commit", "-qam", "the Hoard without Redis")
+        point_at(repo, hoard)
 
         window = LogWindow(hoard)
         result = build(rush, repo, key=owner.key)

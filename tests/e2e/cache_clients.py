@@ -20,6 +20,14 @@ import requests
 from tests.live_server import HoardServer, Tenant
 
 
+def source_tree(root: Path, sources: dict[str, str]) -> Path:
+    """A directory holding the given files (name -> text)."""
+    root.mkdir()
+    for name, text in sources.items():
+        (root / name).write_text(text)
+    return root
+
+
 def tool_url(hoard: HoardServer, tool: str, *, slash: bool = True) -> str:
     """The plain HTTP cache base URL of one tool, e.g. http://127.0.0.1:PORT/cache/ccache/."""
     return f"{hoard.url}/cache/{tool}" + ("/" if slash else "")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url
+from tests.e2e.cache_clients import LogWindow, clean_env, run, source_tree, stored_entries, tool_url
 
 PREFIX = "/cache/bazel/"
 BUILD = """\
@@ -49,12 +49,7 @@ def bazel_installed():
 @pytest.fixture
 def workspace(tmp_path):
     """A workspace and the bazel command for it; its server is shut down after."""
-    root = tmp_path / "workspace"
-    root.mkdir()
-    (root / "WORKSPACE").write_text("")
-    (root / "BUILD").write_text(BUILD)
-    for name, text in SOURCES.items():
-        (root / name).write_text(text)
+    root = source_tree(tmp_path / "workspace", {"WORKSPACE": "", "BUILD": BUILD, **SOURCES})
     startup = [
         "bazel",
         "--nohome_rc",

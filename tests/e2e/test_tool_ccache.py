@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url, unknown_key
+from tests.e2e.cache_clients import (
+    LogWindow,
+    clean_env,
+    run,
+    source_tree,
+    stored_entries,
+    tool_url,
+    unknown_key,
+)
 
 SOURCES = {
     "twice.c": "int twice(int x) { return 2 * x; }\n",
@@ -31,11 +39,7 @@ def ccache_installed():
 
 @pytest.fixture
 def project(tmp_path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    for name, text in SOURCES.items():
-        (root / name).write_text(text)
-    return root
+    return source_tree(tmp_path / "project", SOURCES)
 
 
 def remote_storage(hoard, key: str, layout: str, auth: str) -> str:

@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from tests import services_env
-from tests.e2e.cache_clients import LogWindow, clean_env, run, stored_entries, tool_url, unknown_key
+from tests.e2e.cache_clients import (
+    LogWindow,
+    clean_env,
+    run,
+    source_tree,
+    stored_entries,
+    tool_url,
+    unknown_key,
+)
 from tests.live_server import BIN, free_port
 
 SCCACHE_VERSION = "0.16.0"
@@ -40,11 +48,7 @@ def sccache() -> Path:
 
 @pytest.fixture
 def project(tmp_path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    for name, text in SOURCES.items():
-        (root / name).write_text(text)
-    return root
+    return source_tree(tmp_path / "project", SOURCES)
 
 
 def sccache_env(project: Path, webdav: dict[str, str]) -> dict[str, str]:
